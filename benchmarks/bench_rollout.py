@@ -1,0 +1,67 @@
+"""Roll-out throughput (Algorithm 1 with ADM uncertainty): imagined transitions per second.
+
+Paper-scale settings by default: m=5, GRU 3x200, batch 50 000, H=10, SAC actor 256x256, Hopper dims.
+Termination is disabled so every row runs all H steps (a fixed amount of work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from admpo_cli.agents.nets import TanhGaussianActor
+from admpo_cli.models.adm import ADM
+from admpo_cli.models.rollout import cast_model, rollout
+
+
+def run(batch: int, horizon: int, chunk: int, dtype: str, m: int, unc: str, reps: int) -> float:
+    torch.manual_seed(0)
+    obs_dim, act_dim = 11, 3
+    model = cast_model(ADM(obs_dim, act_dim, m, 200, 3, 4, 0.1).eval(), dtype)
+    actor = TanhGaussianActor(obs_dim, act_dim)
+    hist_o = torch.randn(batch, m - 1, obs_dim)
+    hist_a = torch.rand(batch, m - 1, act_dim) * 2 - 1
+    obs = torch.randn(batch, obs_dim)
+
+    def policy(o):
+        return actor(o, with_logp=False)[0]
+
+    def never(o):
+        return torch.zeros(o.shape[0], dtype=torch.bool)
+
+    rollout(model, policy, hist_o[:chunk], hist_a[:chunk], obs[:chunk], 2, never, unc, 1.0, "batch", chunk)
+    best = 0.0
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = rollout(model, policy, hist_o, hist_a, obs, horizon, never, unc, 1.0, "batch", chunk)
+        best = max(best, len(out) / (time.perf_counter() - t0))
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batch", type=int, default=50000)
+    ap.add_argument("--horizon", type=int, default=10)
+    ap.add_argument("--m", type=int, default=5)
+    ap.add_argument("--chunks", default="2500,5000,10000")
+    ap.add_argument("--reps", type=int, default=2)
+    args = ap.parse_args()
+    table = Table(title=f"roll-out throughput ({torch.get_num_threads()} threads, batch {args.batch}, "
+                  f"H={args.horizon}, m={args.m})")
+    for c in ("dtype", "uncertainty", "chunk", "transitions/s"):
+        table.add_column(c)
+    for dtype in ("fp32", "bf16"):
+        for chunk in [int(c) for c in args.chunks.split(",")]:
+            for unc in ("code", "paper"):
+                tps = run(args.batch, args.horizon, chunk, dtype, args.m, unc, args.reps)
+                table.add_row(dtype, unc, str(chunk), f"{tps:,.0f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

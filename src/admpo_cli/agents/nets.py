@@ -1,0 +1,79 @@
+"""Networks of the agents: a tanh-Gaussian actor and critics fused into one batched network."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(d_in, h), nn.ReLU()]
+        d_in = h
+    layers.append(nn.Linear(d_in, d_out))
+    return nn.Sequential(*layers)
+
+
+class TanhGaussianActor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 2 * act_dim)
+        self.act_dim = act_dim
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_logp: bool = True):
+        mu, log_std = self.net(obs).chunk(2, -1)
+        if deterministic:
+            return torch.tanh(mu), None
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        std = log_std.exp()
+        u = mu + std * torch.randn_like(mu)
+        a = torch.tanh(u)
+        if not with_logp:
+            return a, None
+        # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter in the stable softplus form.
+        logp = (-0.5 * ((u - mu) / std).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        logp = logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return a, logp
+
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        mu, log_std = self.net(obs).chunk(2, -1)
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        a = act.clamp(-0.999999, 0.999999)
+        u = torch.atanh(a)
+        logp = (-0.5 * ((u - mu) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return logp - torch.log1p(-a.pow(2) + 1e-6).sum(-1)
+
+
+class FusedCritics(nn.Module):
+    """n Q-networks as one network of (n, in, out) weights: one batched matmul per layer for all."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256), n: int = 2):
+        super().__init__()
+        dims = [obs_dim + act_dim, *hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in zip(dims[:-1], dims[1:], strict=True):
+            w = torch.empty(n, a, b)
+            bias = torch.empty(n, 1, b)
+            bound = 1.0 / math.sqrt(a)  # nn.Linear's default init, per member
+            nn.init.uniform_(w, -bound, bound)
+            nn.init.uniform_(bias, -bound, bound)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(bias))
+        self.n = n
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """-> (n, B) Q-values."""
+        x = torch.cat([obs, act], -1).unsqueeze(0).expand(self.n, -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = torch.relu(x)
+        return x.squeeze(-1)

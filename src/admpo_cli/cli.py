@@ -1,0 +1,286 @@
+"""The `admpo` command line: parse options, resolve the config, call one stage, print a summary."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from . import __version__
+from .config import Config, dump_yaml, load_preset, preset_description, preset_paths, resolve
+from .errors import DivergenceError, UserError
+from .rundir import RunDir
+from .ui import console, err_console
+
+app = typer.Typer(
+    name="admpo",
+    help="Any-step Dynamics Model (ADM), ADMPO-ON and ADMPO-OFF: fit, measure, train, report.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+presets_app = typer.Typer(help="List and show the shipped presets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(presets_app, name="presets")
+app.add_typer(data_app, name="data")
+
+
+def user_errors(fn):
+    """User mistakes print one red line and exit 2; no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except DivergenceError as exc:
+            err_console.print(f"[red]diverged:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(3) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/yellow]: the last checkpoint is kept; `admpo resume RUN` continues")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"admpo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
+# ---------------------------------------------------------------- common options
+
+PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see `admpo presets list`).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of overrides (sections as in config.yaml).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override one field: section.key=value (repeatable).")]
+RunOpt = Annotated[Path | None, typer.Option("--run", help="Run directory (default: runs/<preset>-s<seed>).")]
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Dataset file or id; overrides the preset's.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for python, numpy and torch.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+
+
+def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, need_existing=False):
+    """Resolve the config (defaults < preset < --config < --set < flags), open the run, seed, pick device."""
+    from .runtime import pick_device, seed_everything
+
+    flags = {"data.path": dataset, "run.seed": seed, "run.device": device, **(extra_flags or {})}
+    if run is not None and (Path(run) / "config.yaml").exists() and preset is None and config is None:
+        # An existing run supplies its own resolved config; flags and --set still apply on top.
+        base = RunDir.open(run).config()
+        from .config import apply_mapping, parse_set
+
+        cfg = apply_mapping(base, parse_set(sets or []), "--set") if sets else base
+        nested: dict = {}
+        for key, value in flags.items():
+            if value is not None:
+                section, name = key.split(".")
+                nested.setdefault(section, {})[name] = value
+        if nested:
+            cfg = apply_mapping(cfg, nested, "flag")
+    else:
+        if need_existing and run is not None:
+            RunDir.open(run)
+        cfg = resolve(preset, config, sets, flags)
+    run_path = Path(run) if run is not None else Path(cfg.run.root) / f"{cfg.preset or cfg.data.task}-s{cfg.run.seed}"
+    rd = RunDir.create_or_open(run_path, cfg)
+    seed_everything(cfg.run.seed)
+    dev = pick_device(cfg.run.device)
+    return cfg, rd, dev
+
+
+# ---------------------------------------------------------------- presets
+
+
+@presets_app.command("list")
+@user_errors
+def presets_list() -> None:
+    """All shipped presets with their task, data source and key settings."""
+    table = Table(title="admpo presets")
+    table.add_column("preset", no_wrap=True)
+    for col in ("benchmark", "m", "H", "beta", "description"):
+        table.add_column(col, overflow="fold")
+    for name in preset_paths():
+        cfg = load_preset(name)
+        table.add_row(name, cfg.data.benchmark, str(cfg.model.m), str(cfg.rollout.horizon),
+                      f"{cfg.rollout.beta:g}", preset_description(name))
+    console.print(table)
+
+
+@presets_app.command("show")
+@user_errors
+def presets_show(name: Annotated[str, typer.Argument(help="Preset name.")]) -> None:
+    """The preset resolved over the defaults, as YAML."""
+    console.print(dump_yaml(load_preset(name)), highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------- doctor
+
+
+@app.command()
+@user_errors
+def doctor() -> None:
+    """Versions, MuJoCo environments, torch threads, CUDA, optional packages: paste it into a bug report."""
+    import platform
+
+    import torch
+
+    from .envs.registry import get_spec, make_env
+    from .rundir import git_revision, versions
+
+    table = Table(title="admpo doctor")
+    table.add_column("check")
+    table.add_column("result", overflow="fold")
+    for k, v in versions().items():
+        table.add_row(k, v)
+    table.add_row("platform", platform.platform())
+    table.add_row("git revision", git_revision() or "-")
+    table.add_row("torch threads", str(torch.get_num_threads()))
+    table.add_row("CUDA", f"{torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} devices)"
+                  if torch.cuda.is_available() else "not available")
+    for env, layout in (("hopper", "d4rl"), ("halfcheetah", "d4rl"), ("walker2d", "d4rl"),
+                        ("hopper", "neorl"), ("ant", "online"), ("humanoid", "online")):
+        spec = get_spec(env, layout)
+        try:
+            e = make_env(spec)
+            o, _ = e.reset(seed=0)
+            e.step(e.action_space.sample())
+            e.close()
+            table.add_row(f"env {spec.gym_id} ({layout})", f"ok, obs {o.shape[0]}")
+        except Exception as exc:  # report, don't crash: this is a diagnosis
+            table.add_row(f"env {spec.gym_id} ({layout})", f"[red]failed[/red]: {exc}")
+    for opt in ("minari", "h5py", "matplotlib", "d4rl"):
+        try:
+            mod = __import__(opt)
+            table.add_row(f"optional {opt}", getattr(mod, "__version__", "installed"))
+        except Exception as exc:
+            why = "not installed" if isinstance(exc, ImportError) else f"import fails ({type(exc).__name__})"
+            if opt == "d4rl":
+                why += "; not needed: admpo reads D4RL files directly"
+            table.add_row(f"optional {opt}", why)
+    console.print(table)
+
+
+# ---------------------------------------------------------------- data
+
+
+@app.command()
+@user_errors
+def collect(
+    env: Annotated[str, typer.Option(help="hopper | halfcheetah | walker2d | ant | humanoid.")] = "hopper",
+    out: Annotated[Path, typer.Option(help="Output file (.hdf5 for d4rl, .npz for neorl).")] = Path(
+        "data/hopper-random.hdf5"),
+    steps: Annotated[int, typer.Option(help="Transitions to collect.")] = 100_000,
+    policy: Annotated[str, typer.Option(help="random, or a policy checkpoint (an admpo SAC actor).")] = "random",
+    fmt: Annotated[str, typer.Option("--format", help="d4rl (HDF5) | neorl (npz, x position kept).")] = "d4rl",
+    noise: Annotated[bool, typer.Option(help="NeoRL-style actions: the policy mean 80 %, a sample 20 %.")] = False,
+    quality: Annotated[str | None, typer.Option(
+        help="Train SAC online first: medium | medium-replay | expert (target return below).")] = None,
+    target_return: Annotated[float | None, typer.Option(help="Return at which --quality stops training.")] = None,
+    train_steps: Annotated[int, typer.Option(help="Max env steps of SAC training for --quality.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    device: DeviceOpt = None,
+) -> None:
+    """Collect a D4RL- or NeoRL-style dataset in a gymnasium MuJoCo environment."""
+    from .data.collector import run_collect
+
+    if fmt not in ("d4rl", "neorl"):
+        raise UserError(f"--format: expected d4rl or neorl, got {fmt!r}")
+    info = run_collect(env, out, steps, policy, fmt, noise, quality, target_return, train_steps, seed,
+                       device or "auto")
+    table = Table(title=f"collected {out}")
+    table.add_column("field")
+    table.add_column("value")
+    for k, v in info.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+@data_app.command("info")
+@user_errors
+def data_info(
+    path: Annotated[str, typer.Argument(help="Dataset file (D4RL .hdf5 or NeoRL .npz).")],
+    task: Annotated[str | None, typer.Option(help="Task (e.g. hopper-medium-v2, neorl-hopper-low) for scores.")] = None,
+    env: Annotated[str | None, typer.Option(help="Environment family, when --task does not say.")] = None,
+) -> None:
+    """Size, episodes, return statistics and normalised score of the behaviour data."""
+    import numpy as np
+
+    from .data import d4rl, neorl
+    from .data.dataset import validate
+    from .data.scores import normalized_score, reference_for
+
+    p = Path(path)
+    data = neorl.load_neorl(neorl.find_file(path, 10**9)) if p.suffix == ".npz" else d4rl.load_d4rl(
+        d4rl.find_file(path))
+    data = validate(data, path)
+    task = task or ""
+    env = env or next((e for e in ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
+                       if e in (task or p.name).lower()), None)
+    rets = data.episode_returns()
+    table = Table(title=f"{path}")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    rows = [("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim),
+            ("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),
+            ("timeouts", int(data.timeouts.sum()))]
+    if len(rets):
+        rows += [("return mean ± std", f"{rets.mean():.1f} ± {rets.std():.1f}"),
+                 ("return min / max", f"{rets.min():.1f} / {rets.max():.1f}")]
+        ref = reference_for(task, env) if env else None
+        if ref is not None:
+            rows.append(("normalised score", f"{normalized_score(float(np.mean(rets)), ref):.1f} ({ref.source})"))
+    for k, v in rows:
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+# ---------------------------------------------------------------- models
+
+
+@app.command("fit-model")
+@user_errors
+def fit_model(
+    preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
+    dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="adm | ensemble | bootrnn.")] = None,
+) -> None:
+    """Fit a dynamics model on the run's dataset; writes model/<kind>.pt and model/fit.csv."""
+    from .stages import fit_model_stage
+
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, {"model.kind": model})
+    with rd.stage(f"fit-model-{cfg.model.kind}", cfg, str(dev)):
+        summary = fit_model_stage(cfg, rd, dev)
+    table = Table(title=f"fit-model {summary['kind']} -> {rd.path / 'model' / (summary['kind'] + '.pt')}")
+    table.add_column("field")
+    table.add_column("value")
+    for k, v in summary.items():
+        if isinstance(v, list):
+            v = ", ".join(f"{x:.4g}" for x in v)
+        table.add_row(k, str(v))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:  # raised outside a command (e.g. during option parsing)
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
+__all__ = ["app", "main", "Config"]

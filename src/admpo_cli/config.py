@@ -1,0 +1,416 @@
+"""Typed configuration: one frozen dataclass per section, presets, and strict overrides.
+
+Precedence (lowest to highest): defaults < preset < --config file < --set a.b=c < explicit flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Task name used for reference returns, termination and the evaluation env, e.g. "hopper-medium-v2",
+    # "neorl-hopper-low" or "quickstart-hopper".
+    task: str = "quickstart-hopper"
+    # Environment family: hopper | halfcheetah | walker2d | ant | humanoid.
+    env: str = "hopper"
+    # Where the data comes from: d4rl (HDF5) | neorl (npz) | minari | collect (made locally when absent).
+    benchmark: str = "collect"
+    # Dataset file or id (D4RL id like hopper-medium-v2, Minari id, or a path). Empty = the preset's default.
+    path: str = ""
+    # Extra folder searched for D4RL/NeoRL files before $D4RL_DATASET_DIR and ~/.d4rl/datasets.
+    data_dir: str = ""
+    # NeoRL: number of training trajectories kept (the benchmark and ADMPO use the first 1000).
+    neorl_trajectories: int = 1000
+    # Rows with NaN/inf: "reject" (error) or "drop" (removed, reported).
+    nonfinite: str = "reject"
+    # collect: transitions gathered with a random policy when no dataset file exists yet.
+    collect_steps: int = 20000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # Dynamics model: adm (any-step GRU) | ensemble (MOPO/MBPO probabilistic ensemble) | bootrnn.
+    kind: str = "adm"
+    # Max backtracking length m (Table 5 / Table 4).
+    m: int = 5
+    # GRU hidden size and layers (authors' code: 200, 3).
+    hidden: int = 200
+    layers: int = 3
+    # Residual Swish blocks in the head (authors' code: 4) and their dropout.
+    head_blocks: int = 4
+    dropout: float = 0.1
+    # Keep dropout on when predicting (the authors' code never switches to eval mode).
+    dropout_at_inference: bool = False
+    # Eq. (2) per minibatch: "all" k at once (one GRU pass, exact average) or "one" k drawn (authors' code).
+    k_sampling: str = "all"
+    # Ensemble: members, elites, hidden width and layers (MOPO/MBPO: 7, 5, 200, 4).
+    ensemble_size: int = 7
+    elites: int = 5
+    ensemble_hidden: int = 200
+    ensemble_layers: int = 4
+    # Per-layer weight decay of the ensemble (MBPO: 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4).
+    ensemble_weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+    lr: float = 3e-4
+    batch_size: int = 256
+    # Hold-out: whole episodes until min(ratio * N, max) transitions (authors' code: 20 %, 1000).
+    holdout_ratio: float = 0.2
+    holdout_max: int = 1000
+    # Early stopping: epochs without hold-out improvement (authors' code: 25) and a hard cap.
+    patience: int = 25
+    max_epochs: int = 200
+    # Minibatches per epoch; 0 = N_train // batch_size (times m with k_sampling=one, as the authors' code).
+    steps_per_epoch: int = 0
+    # Start from the run's existing model weights instead of a fresh init.
+    warm_start: bool = False
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    # Imagined horizon H (Table 5).
+    horizon: int = 5
+    # Start windows per roll-out (authors' code: 50 000).
+    batch_size: int = 50000
+    # Reward penalty coefficient beta: r - beta * U (Table 5).
+    beta: float = 1.0
+    # Uncertainty: auto (code for adm, max_aleatoric for ensemble) | code | paper | max_aleatoric |
+    # ensemble_std | none.
+    uncertainty: str = "auto"
+    # Backtracking k: one per step for the whole "batch" (authors' code) or one per "row" (paper text).
+    k_mode: str = "batch"
+    # Rows processed at once inside a roll-out (bounds memory traffic of large elementwise ops).
+    chunk_size: int = 2000
+    # Matrix precision of roll-outs: fp32 | bf16.
+    dtype: str = "fp32"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    # SAC (Table 3): two critics, FC(256, 256) ReLU.
+    hidden: tuple[int, ...] = (256, 256)
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    # Entropy temperature; fixed unless auto_alpha (offline configs of the authors fix it).
+    alpha: float = 0.2
+    auto_alpha: bool = False
+    alpha_lr: float = 3e-4
+    # Target entropy for auto alpha; 0 = -act_dim.
+    target_entropy: float = 0.0
+    batch_size: int = 256
+    # Actor learning-rate schedule over the run: cosine (authors' offline code) | none.
+    actor_lr_schedule: str = "cosine"
+    # Actor update every N critic updates (authors' online code: 1 Hopper, 20 others).
+    actor_update_every: int = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Algorithm: admpo | mopo | bc | sac (online model-free).
+    algo: str = "admpo"
+    # Offline: epochs of steps_per_epoch updates (authors' code: 5000 x 1000).
+    epochs: int = 5000
+    steps_per_epoch: int = 1000
+    # Roll out every rollout_freq updates; the model buffer keeps the last model_retain_epochs roll-outs.
+    rollout_freq: int = 1000
+    model_retain_epochs: int = 5
+    # Fraction of each SAC batch drawn from the real data.
+    real_ratio: float = 0.05
+    checkpoint_every: int = 10
+    # Online (Table 4): env steps, warm-up, updates per env step, model refit/roll-out interval.
+    total_steps: int = 50000
+    warmup_steps: int = 5000
+    utd: int = 20
+    model_update_interval: int = 250
+    model_retain_rollouts: int = 4
+    # Roll-out length schedule [x, y, a, b]: x -> y over env steps a -> b.
+    rollout_schedule: tuple[float, ...] = (1, 15, 0, 50000)
+    # BC: gradient steps.
+    bc_steps: int = 20000
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    # Deterministic evaluation episodes and how often (in epochs offline, env steps online).
+    episodes: int = 10
+    every: int = 1
+    # The final score is the mean of the last N evaluations.
+    final_window: int = 10
+    # Maximum episode length in evaluation.
+    max_episode_steps: int = 1000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    # auto | cpu | cuda | cuda:N
+    device: str = "auto"
+    # Parent folder for run directories when --run is not given.
+    root: str = "runs"
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    # Name of the preset this config came from ("" = defaults).
+    preset: str = ""
+
+
+SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "preset"}
+
+
+def _section_class(name: str) -> type:
+    return type(getattr(Config(), name))
+
+
+def _closest(name: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1, cutoff=0.0)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the field's declared type, or fail naming the field."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (inner, *_) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = yaml.safe_load(value if value.strip().startswith("[") else f"[{value}]")
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, inner, where) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0"}:
+            return value.lower() in {"true", "yes", "1"}
+        raise UserError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).replace("_", ""))
+        except ValueError:
+            raise UserError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise UserError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise UserError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
+
+
+def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
+    """Apply a nested {section: {key: value}} mapping strictly; unknown names fail with a suggestion."""
+    if not isinstance(mapping, dict):
+        raise UserError(f"{source}: expected a mapping of sections, got {type(mapping).__name__}")
+    updates: dict[str, Any] = {}
+    for section, values in mapping.items():
+        if section == "preset":
+            updates["preset"] = str(values)
+            continue
+        if section not in SECTIONS:
+            raise UserError(
+                f"{source}: unknown section '{section}'{_closest(section, list(SECTIONS))}"
+            )
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise UserError(f"{source}: section '{section}' must be a mapping of keys")
+        current = getattr(cfg, section)
+        types = _field_types(type(current))
+        changes = {}
+        for key, value in values.items():
+            if key not in types:
+                raise UserError(
+                    f"{source}: unknown key '{section}.{key}'"
+                    f"{_closest(key, list(types))}"
+                )
+            changes[key] = _coerce(value, types[key], f"{source}: {section}.{key}")
+        updates[section] = replace(current, **changes)
+    cfg = replace(cfg, **updates)
+    validate(cfg)
+    return cfg
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Turn ["model.m=3", "train.epochs=10"] into a nested mapping (values parsed as YAML scalars)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2 or not all(parts):
+            raise UserError(f"--set {item!r}: expected section.key=value (e.g. model.m=3)")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(parts[0], {})[parts[1]] = value
+    return out
+
+
+_CHOICES = {
+    ("data", "benchmark"): {"d4rl", "neorl", "minari", "collect"},
+    ("data", "env"): {"hopper", "halfcheetah", "walker2d", "ant", "humanoid"},
+    ("data", "nonfinite"): {"reject", "drop"},
+    ("model", "kind"): {"adm", "ensemble", "bootrnn"},
+    ("model", "k_sampling"): {"all", "one"},
+    ("rollout", "uncertainty"): {"auto", "code", "paper", "max_aleatoric", "ensemble_std", "none"},
+    ("rollout", "k_mode"): {"batch", "row"},
+    ("rollout", "dtype"): {"fp32", "bf16"},
+    ("agent", "actor_lr_schedule"): {"cosine", "none"},
+    ("train", "algo"): {"admpo", "mopo", "bc", "sac"},
+}
+
+_POSITIVE = {
+    ("model", "m"), ("model", "hidden"), ("model", "layers"), ("model", "batch_size"),
+    ("model", "max_epochs"), ("model", "ensemble_size"), ("model", "elites"),
+    ("rollout", "horizon"), ("rollout", "batch_size"), ("rollout", "chunk_size"),
+    ("agent", "batch_size"), ("train", "steps_per_epoch"), ("train", "rollout_freq"),
+    ("train", "model_retain_epochs"), ("eval", "episodes"), ("eval", "every"),
+    ("eval", "final_window"), ("train", "epochs"),
+}
+
+
+def validate(cfg: Config) -> None:
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(getattr(cfg, section), key)
+        if value not in allowed:
+            raise UserError(
+                f"{section}.{key}: expected one of {', '.join(sorted(allowed))}, got {value!r}"
+                f"{_closest(str(value), sorted(allowed))}"
+            )
+    for section, key in _POSITIVE:
+        if getattr(getattr(cfg, section), key) <= 0:
+            raise UserError(f"{section}.{key}: expected a positive number")
+    if cfg.model.elites > cfg.model.ensemble_size:
+        raise UserError("model.elites: must not exceed model.ensemble_size")
+    if not 0.0 <= cfg.train.real_ratio <= 1.0:
+        raise UserError("train.real_ratio: expected a fraction in [0, 1]")
+    if len(cfg.train.rollout_schedule) != 4:
+        raise UserError("train.rollout_schedule: expected [x, y, a, b]")
+
+
+# ---------------------------------------------------------------- presets
+
+def _preset_dirs() -> list[Path]:
+    dirs = [Path(str(resources.files("admpo_cli") / "presets"))]
+    # A source checkout also has the top-level presets/ folder (a link to the same files).
+    return [d for d in dirs if d.is_dir()]
+
+
+def preset_paths() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in _preset_dirs():
+        for p in sorted(d.glob("*.yaml")):
+            found.setdefault(p.stem, p)
+    return found
+
+
+def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"{what} {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" (line {line + 1})" if line is not None else ""
+        raise UserError(f"{what} {path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path}: expected a mapping of sections at the top level")
+    return data
+
+
+def load_preset(name: str) -> Config:
+    presets = preset_paths()
+    if name not in presets:
+        raise UserError(f"unknown preset '{name}'{_closest(name, list(presets))}; see `admpo presets list`")
+    mapping = read_yaml(presets[name], "preset")
+    mapping.pop("description", None)
+    cfg = apply_mapping(Config(), mapping, f"preset {name}")
+    return replace(cfg, preset=name)
+
+
+def preset_description(name: str) -> str:
+    mapping = read_yaml(preset_paths()[name], "preset")
+    return str(mapping.get("description", ""))
+
+
+def resolve(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    sets: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Config:
+    """Build a Config: defaults < preset < config file < --set < explicit flags."""
+    cfg = load_preset(preset) if preset else Config()
+    if config_file:
+        mapping = read_yaml(Path(config_file))
+        mapping.pop("description", None)
+        cfg = apply_mapping(cfg, mapping, str(config_file))
+    if sets:
+        cfg = apply_mapping(cfg, parse_set(sets), "--set")
+    if flags:
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in flags.items():
+            if value is None:
+                continue
+            section, name = key.split(".")
+            nested.setdefault(section, {})[name] = value
+        if nested:
+            cfg = apply_mapping(cfg, nested, "flag")
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        return v
+
+    out: dict[str, Any] = {"preset": cfg.preset}
+    for section in SECTIONS:
+        out[section] = {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
+    return out
+
+
+def from_dict(mapping: dict[str, Any]) -> Config:
+    return apply_mapping(Config(), mapping, "config.yaml")
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

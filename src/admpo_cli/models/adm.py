@@ -1,0 +1,148 @@
+"""The any-step dynamics model (paper section 3.1): a GRU reads (s_t, a_{t+j}) for j < k and predicts
+a Gaussian over (s_{t+k} - s_t, r_{t+k}).
+
+Causality is the lever: every GRU input is (start state, one action), so the k-step window from s_t is
+a prefix of the m-step window. One pass over m steps gives all k = 1..m (training), and during roll-outs
+the m open windows' hidden states are carried forward one GRU step at a time (the cached-window step).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import DynamicsModel, Stepper, masked_mse_per_position
+from .common import GaussianHead, gaussian_nll
+
+
+class ADM(DynamicsModel):
+    kind = "adm"
+
+    def __init__(self, obs_dim: int, act_dim: int, m: int = 5, hidden: int = 200, layers: int = 3,
+                 head_blocks: int = 4, dropout: float = 0.1):
+        super().__init__(obs_dim, act_dim)
+        self.m = m
+        self.hidden = hidden
+        self.layers = layers
+        self.gru = nn.GRU(obs_dim + act_dim, hidden, layers, batch_first=True)
+        self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
+
+    def forward(self, s0: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j is the (j+1)-step
+        prediction."""
+        L = actions.shape[1]
+        x = torch.cat([self.norm.obs(s0)[:, None, :].expand(-1, L, -1), self.norm.act(actions)], -1)
+        x = x.to(next(self.gru.parameters()).dtype)
+        h, _ = self.gru(x)
+        return self.head(h)
+
+    def train_loss(self, sampler, batch_size, k_sampling, gen):
+        if k_sampling == "all":
+            # Eq. (2) exactly: all k in one pass over the longest window.
+            b = sampler.sample_all(batch_size)
+            mean, logvar = self(b["s0"], b["actions"])
+            loss = gaussian_nll(mean, logvar, b["target"], b["mask"])
+        else:
+            # Authors' code: one k per minibatch.
+            k = int(torch.randint(1, self.m + 1, (1,), generator=gen))
+            b = sampler.sample_k(k, batch_size)
+            mean, logvar = self(b["s0"], b["actions"])
+            loss = gaussian_nll(mean[:, -1], logvar[:, -1], b["target"][:, -1])
+        return loss + self.head.bound_penalty()
+
+    @torch.no_grad()
+    def holdout_mse(self, batch):
+        mean, _ = self(batch["s0"], batch["actions"])
+        return masked_mse_per_position(mean, batch["target"], batch["mask"])
+
+    def stepper(self, dropout_at_inference: bool = False) -> ADMStepper:
+        return ADMStepper(self, dropout_at_inference)
+
+
+class ADMStepper(Stepper):
+    """Cached-window roll-out step: m open windows (one per recent start state) live in a ring.
+
+    Each step opens a window at the current state and advances all m windows by one GRU step with the
+    new action, so the window opened i steps ago now predicts with k = i + 1. Cost per step: m GRU steps
+    and m heads, and it yields every k's mean and variance (the sample and the uncertainty) at once.
+
+    The GRU step is written out with the nn.GRU's own weights (gate order r, z, n) because two things
+    are cheaper by hand: a window's start state is fixed, so its share of the first layer's input
+    projection is computed once when the window opens; and the action's share once per row, not per
+    window. nn.GRU would redo both for every window at every step.
+    """
+
+    def __init__(self, model: ADM, dropout_at_inference: bool = False):
+        self.model = model
+        self.K = model.m
+        model.train(dropout_at_inference)
+        g = model.gru
+        self.dtype = g.weight_ih_l0.dtype
+        d = model.obs_dim
+        self.w_ih0_s = g.weight_ih_l0[:, :d].t()
+        self.w_ih0_a = g.weight_ih_l0[:, d:].t()
+        self.w_ih = [getattr(g, f"weight_ih_l{i}").t() for i in range(model.layers)]
+        self.w_hh = [getattr(g, f"weight_hh_l{i}").t() for i in range(model.layers)]
+        self.b_ih = [getattr(g, f"bias_ih_l{i}") for i in range(model.layers)]
+        self.b_hh = [getattr(g, f"bias_hh_l{i}") for i in range(model.layers)]
+        hd = model.hidden
+        # r and z take the sum of both biases; the n gate needs b_hh apart (it is scaled by r).
+        self.b_rz = [(bi[: 2 * hd] + bh[: 2 * hd]) for bi, bh in zip(self.b_ih, self.b_hh, strict=True)]
+        self.b_ih_n = [bi[2 * hd :] for bi in self.b_ih]
+        self.b_hh_n = [bh[2 * hd :] for bh in self.b_hh]
+        self.g = 0
+        self.S_raw = None
+
+    def _alloc(self, B: int, like: torch.Tensor) -> None:
+        m, mdl = self.model.m, self.model
+        self.S_raw = like.new_zeros(B, m, mdl.obs_dim, dtype=torch.float32)
+        self.S_proj = like.new_zeros(B, m, 3 * mdl.hidden, dtype=self.dtype)
+        self.H = [like.new_zeros(B, m, mdl.hidden, dtype=self.dtype) for _ in range(mdl.layers)]
+        self.g = 0
+
+    def start(self, hist_obs, hist_act):
+        self._alloc(hist_obs.shape[0], hist_obs)
+        for i in range(hist_obs.shape[1]):
+            self.step(hist_obs[:, i], hist_act[:, i])
+
+    def _cell(self, gi: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
+        """gi: input projection without bias (N, 3H), modified in place -> new hidden state."""
+        hd = self.model.hidden
+        w_hh = self.w_hh[layer]
+        # h's share of r and z accumulates into gi in place: no separate (N, 2H) buffer.
+        rz = gi[:, : 2 * hd].addmm_(h, w_hh[:, : 2 * hd]).add_(self.b_rz[layer]).sigmoid_()
+        h_n = torch.addmm(self.b_hh_n[layer], h, w_hh[:, 2 * hd :])
+        n = gi[:, 2 * hd :].add_(self.b_ih_n[layer]).addcmul_(rz[:, :hd], h_n).tanh_()
+        return torch.lerp(n, h, rz[:, hd:])  # (1 - z) * n + z * h
+
+    def step(self, obs, act):
+        mdl, m, hd = self.model, self.model.m, self.model.hidden
+        if self.S_raw is None or self.S_raw.shape[0] != obs.shape[0]:
+            self._alloc(obs.shape[0], obs)
+        B = obs.shape[0]
+        j = self.g % m
+        self.S_raw[:, j] = obs
+        self.S_proj[:, j] = mdl.norm.obs(obs).to(self.dtype) @ self.w_ih0_s
+        for h in self.H:
+            h[:, j] = 0.0
+        a_proj = mdl.norm.act(act).to(self.dtype) @ self.w_ih0_a  # (B, 3H), shared by the m windows
+        gi = (self.S_proj + a_proj[:, None, :]).reshape(B * m, 3 * hd)
+        x = None
+        for layer in range(mdl.layers):
+            if layer > 0:
+                gi = x @ self.w_ih[layer]
+            x = self._cell(gi, self.H[layer].reshape(B * m, hd), layer)
+            self.H[layer] = x.reshape(B, m, hd)
+        mean, logvar = mdl.head(x.reshape(B, m, hd))
+        # Order the slots by k: the window opened k-1 steps ago is slot (j - k + 1) mod m.
+        order = [(j - k) % m for k in range(m)]
+        mean = mean[:, order].float()
+        var = logvar[:, order].float().exp()
+        mean = torch.cat([mean[..., : mdl.obs_dim] + self.S_raw[:, order], mean[..., mdl.obs_dim :]], -1)
+        self.g += 1
+        return mean, var
+
+    def keep(self, idx):
+        self.S_raw = self.S_raw[idx]
+        self.S_proj = self.S_proj[idx]
+        self.H = [h[idx] for h in self.H]

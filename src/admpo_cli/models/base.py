@@ -1,0 +1,68 @@
+"""The interface every dynamics model offers to fitting, roll-outs and evaluation."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .common import Normalizer
+
+
+class DynamicsModel(nn.Module):
+    """A Gaussian model of (delta state, reward).
+
+    Fitting calls `train_loss` and `holdout_mse`; roll-outs and evaluation use a `Stepper`, which
+    yields K candidate predictions of the same next step (ADM: one per k; ensemble: one per elite).
+    """
+
+    kind: str = ""
+
+    def __init__(self, obs_dim: int, act_dim: int):
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.act_dim = act_dim
+        self.out_dim = obs_dim + 1
+        self.norm = Normalizer(obs_dim, act_dim)
+
+    def train_loss(self, sampler, batch_size: int, k_sampling: str, gen: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def holdout_mse(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def stepper(self, dropout_at_inference: bool = False) -> Stepper:
+        raise NotImplementedError
+
+    def after_fit(self, holdout: dict[str, torch.Tensor]) -> None:
+        """Hook run on the best weights (the ensemble picks its elites here)."""
+
+    def meta(self) -> dict:
+        return {}
+
+    def load_meta(self, meta: dict) -> None:
+        pass
+
+
+class Stepper:
+    """Advances B imagined rows one step at a time; `keep` drops finished rows."""
+
+    K: int = 1
+
+    def start(self, hist_obs: torch.Tensor, hist_act: torch.Tensor) -> None:
+        """Feed the real history (B, h, obs) and (B, h, act) that precedes the first imagined state."""
+        raise NotImplementedError
+
+    def step(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Given the current state and action: mean and variance (B, K, obs+1) of (next state, reward)."""
+        raise NotImplementedError
+
+    def keep(self, idx: torch.Tensor) -> None:
+        raise NotImplementedError
+
+
+def masked_mse_per_position(mean: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) -> (L,): MSE over valid rows and all dims for each position."""
+    err = (mean - target).pow(2).mean(-1)
+    w = mask.to(err.dtype)
+    return (err * w).sum(0) / w.sum(0).clamp_min(1.0)

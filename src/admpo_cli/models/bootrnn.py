@@ -1,0 +1,74 @@
+"""Bootstrapping RNN baseline: the ADM backbone fed the whole (state, action) history, predicting the next
+step from the last state and feeding its own predictions back during roll-outs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import DynamicsModel, Stepper, masked_mse_per_position
+from .common import GaussianHead, gaussian_nll
+
+
+class BootRNN(DynamicsModel):
+    kind = "bootrnn"
+
+    def __init__(self, obs_dim: int, act_dim: int, m: int = 5, hidden: int = 200, layers: int = 3,
+                 head_blocks: int = 4, dropout: float = 0.1):
+        super().__init__(obs_dim, act_dim)
+        self.m = m
+        self.hidden = hidden
+        self.layers = layers
+        self.gru = nn.GRU(obs_dim + act_dim, hidden, layers, batch_first=True)
+        self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
+
+    def forward(self, states, actions, h=None):
+        x = torch.cat([self.norm.obs(states), self.norm.act(actions)], -1)
+        out, h = self.gru(x.to(next(self.gru.parameters()).dtype), h)
+        mean, logvar = self.head(out)
+        return mean, logvar, h
+
+    def _targets(self, b):
+        states = torch.cat([b["s0"][:, None], b["next_states"][:, :-1]], 1)
+        delta = b["next_states"] - states
+        return states, torch.cat([delta, b["target"][..., -1:]], -1)
+
+    def train_loss(self, sampler, batch_size, k_sampling, gen):
+        b = sampler.sample_all(batch_size)
+        states, target = self._targets(b)
+        mean, logvar, _ = self(states, b["actions"])
+        return gaussian_nll(mean, logvar, target, b["mask"]) + self.head.bound_penalty()
+
+    @torch.no_grad()
+    def holdout_mse(self, batch):
+        states, target = self._targets(batch)
+        mean, _, _ = self(states, batch["actions"])
+        # One-step error at every position of the teacher-forced window, averaged.
+        return masked_mse_per_position(mean, target, batch["mask"]).mean().reshape(1)
+
+    def stepper(self, dropout_at_inference: bool = False) -> BootRNNStepper:
+        return BootRNNStepper(self, dropout_at_inference)
+
+
+class BootRNNStepper(Stepper):
+    def __init__(self, model: BootRNN, dropout_at_inference: bool = False):
+        self.model = model
+        self.K = 1
+        model.train(dropout_at_inference)
+        self.h = None
+
+    def start(self, hist_obs, hist_act):
+        self.h = None
+        if hist_obs.shape[1]:
+            _, _, self.h = self.model(hist_obs, hist_act)
+
+    def step(self, obs, act):
+        mdl = self.model
+        mean, logvar, self.h = mdl(obs[:, None], act[:, None], self.h)
+        mean, var = mean.float(), logvar.float().exp()
+        mean = torch.cat([mean[..., : mdl.obs_dim] + obs[:, None], mean[..., mdl.obs_dim :]], -1)
+        return mean, var
+
+    def keep(self, idx):
+        if self.h is not None:
+            self.h = self.h[:, idx]

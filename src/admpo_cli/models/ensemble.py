@@ -1,0 +1,104 @@
+"""Probabilistic ensemble (MOPO/MBPO): members are one batched network (E, in, out) weights."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import DynamicsModel, Stepper
+from .common import gaussian_nll, soft_clamp
+
+
+class EnsembleLinear(nn.Module):
+    def __init__(self, n: int, d_in: int, d_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, d_in, d_out))
+        self.bias = nn.Parameter(torch.zeros(n, 1, d_out))
+        # Truncated-normal init as in MBPO: std = 1 / (2 sqrt(d_in)).
+        nn.init.trunc_normal_(self.weight, std=1.0 / (2.0 * math.sqrt(d_in)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (E, B, in) -> (E, B, out)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class Ensemble(DynamicsModel):
+    kind = "ensemble"
+
+    def __init__(self, obs_dim: int, act_dim: int, members: int = 7, elites: int = 5, hidden: int = 200,
+                 layers: int = 4, weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)):
+        super().__init__(obs_dim, act_dim)
+        self.members = members
+        self.n_elites = elites
+        dims = [obs_dim + act_dim] + [hidden] * layers + [2 * self.out_dim]
+        self.layers_ = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        wd = list(weight_decay) or [0.0]
+        self.decays = [wd[min(i, len(wd) - 1)] for i in range(len(self.layers_))]
+        self.max_logvar = nn.Parameter(torch.full((self.out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))
+        self.register_buffer("elites", torch.arange(elites))
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs (E, B, obs) or (B, obs) (broadcast to all members) -> mean, logvar (E, B, obs+1)."""
+        x = torch.cat([self.norm.obs(obs), self.norm.act(act)], -1).to(self.layers_[0].weight.dtype)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, -1, -1)
+        for i, layer in enumerate(self.layers_):
+            x = layer(x)
+            if i < len(self.layers_) - 1:
+                x = F.silu(x)
+        mean, logvar = x.chunk(2, -1)
+        return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
+
+    def train_loss(self, sampler, batch_size, k_sampling, gen):
+        # Each member draws its own minibatch (the bootstrap of MBPO).
+        b = sampler.sample_k(1, self.members * batch_size)
+        E = self.members
+        obs = b["s0"].reshape(E, batch_size, -1)
+        act = b["actions"][:, 0].reshape(E, batch_size, -1)
+        target = b["target"][:, 0].reshape(E, batch_size, -1)
+        mean, logvar = self(obs, act)
+        loss = gaussian_nll(mean, logvar, target) * E  # sum over members, mean within
+        decay = sum(d * 0.5 * layer.weight.pow(2).sum() for d, layer in zip(self.decays, self.layers_, strict=True))
+        return loss + decay + 0.01 * self.max_logvar.sum() - 0.01 * self.min_logvar.sum()
+
+    @torch.no_grad()
+    def member_mse(self, batch) -> torch.Tensor:
+        valid = batch["mask"][:, 0]
+        mean, _ = self(batch["s0"][valid], batch["actions"][valid, 0])
+        return (mean - batch["target"][valid, 0]).pow(2).mean((1, 2))  # (E,)
+
+    @torch.no_grad()
+    def holdout_mse(self, batch):
+        mse = self.member_mse(batch)
+        return mse.sort().values[: self.n_elites].mean().reshape(1)
+
+    def after_fit(self, holdout):
+        self.elites.copy_(self.member_mse(holdout).argsort()[: self.n_elites])
+
+    def stepper(self, dropout_at_inference: bool = False) -> EnsembleStepper:
+        return EnsembleStepper(self)
+
+
+class EnsembleStepper(Stepper):
+    """Stateless: K = the elites' predictions of the next step."""
+
+    def __init__(self, model: Ensemble):
+        self.model = model
+        self.K = model.n_elites
+        model.eval()
+
+    def start(self, hist_obs, hist_act):
+        pass
+
+    def step(self, obs, act):
+        mdl = self.model
+        mean, logvar = mdl(obs, act)
+        mean, logvar = mean[mdl.elites].float(), logvar[mdl.elites].float()
+        mean = torch.cat([mean[..., : mdl.obs_dim] + obs, mean[..., mdl.obs_dim :]], -1)
+        return mean.transpose(0, 1), logvar.exp().transpose(0, 1)
+
+    def keep(self, idx):
+        pass

@@ -1,0 +1,100 @@
+"""One training loop for every dynamics model: NLL, episode hold-out, per-k hold-out MSE, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig
+from ..data.dataset import Transitions, WindowSampler, holdout_mask
+from ..errors import DivergenceError
+from ..rundir import append_csv
+from .base import DynamicsModel
+
+
+@dataclass
+class FitResult:
+    epochs: int
+    best_epoch: int
+    holdout_mse: list[float]
+    train_loss: float
+    seconds: float
+    steps: int
+    holdout_transitions: int
+    history: list[dict] = field(default_factory=list)
+
+
+def fit(
+    model: DynamicsModel,
+    data: Transitions,
+    cfg: ModelConfig,
+    device: torch.device,
+    seed: int = 0,
+    csv_path: Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    fit_normalizer: bool = True,
+) -> FitResult:
+    model.to(device)
+    m = getattr(model, "m", cfg.m)
+    hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, seed)
+    train_rows = ~hold
+    if not hold.any():  # a single episode: validate on the training rows rather than on nothing
+        hold = train_rows
+    if fit_normalizer:
+        model.norm.fit(torch.as_tensor(data.observations[train_rows], device=device),
+                       torch.as_tensor(data.actions[train_rows], device=device))
+    train = WindowSampler(data, m, train_rows, device, seed)
+    held = WindowSampler(data, m, hold, device, seed + 1)
+    holdout_batch = held.gather(held.starts[0], m)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps = cfg.steps_per_epoch or max(1, train.count(1) // cfg.batch_size) * (
+        m if (cfg.k_sampling == "one" and model.kind == "adm") else 1
+    )
+
+    model.eval()
+    best = model.holdout_mse(holdout_batch).cpu().numpy()
+    best_score, best_epoch, best_state = float(best.mean()), 0, copy.deepcopy(model.state_dict())
+    stale, epoch, t0, loss_mean = 0, 0, time.perf_counter(), float("nan")
+    history = []
+    while epoch < cfg.max_epochs and stale < cfg.patience:
+        epoch += 1
+        model.train()
+        total = torch.zeros((), device=device)
+        for _ in range(steps):
+            loss = model.train_loss(train, cfg.batch_size, cfg.k_sampling, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+        loss_mean = float(total) / steps
+        if not np.isfinite(loss_mean):
+            raise DivergenceError(f"model training diverged at epoch {epoch} (loss {loss_mean})")
+        model.eval()
+        per_k = model.holdout_mse(holdout_batch).cpu().numpy()
+        score = float(per_k.mean())
+        if score < best_score:
+            best_score, best_epoch, best, stale = score, epoch, per_k, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        # Columns k1..k_m for every kind (blank where a model has no k) so kinds share model/fit.csv.
+        per_col = {f"holdout_mse_k{i + 1}": (float(per_k[i]) if i < len(per_k) else "") for i in range(cfg.m)}
+        row = {"kind": model.kind, "epoch": epoch, "train_loss": loss_mean, "holdout_mse": score, **per_col,
+               "best": epoch == best_epoch, "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        if csv_path is not None:
+            append_csv(csv_path, row)
+        if on_epoch is not None:
+            on_epoch(row)
+    model.load_state_dict(best_state)
+    model.eval()
+    model.after_fit(holdout_batch)
+    return FitResult(epoch, best_epoch, [float(v) for v in best], loss_mean,
+                     time.perf_counter() - t0, steps * epoch, int(hold.sum()), history)

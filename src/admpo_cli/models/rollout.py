@@ -1,0 +1,115 @@
+"""Roll-outs with random backtracking (Algorithm 1), batched, with the uncertainty of every imagined step.
+
+Everything stays on the model's device; rows that terminate leave the batch at once; the batch is
+processed in chunks so large elementwise ops stay in cache.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .base import DynamicsModel
+from .uncertainty import quantify
+
+Policy = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Rollout:
+    obs: torch.Tensor
+    act: torch.Tensor
+    rew: torch.Tensor          # reward after the penalty r - beta * U
+    raw_rew: torch.Tensor
+    next_obs: torch.Tensor
+    done: torch.Tensor
+    unc: torch.Tensor
+    steps: torch.Tensor        # imagined step index of each row
+
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+
+def default_uncertainty(kind: str) -> str:
+    return {"adm": "code", "ensemble": "max_aleatoric", "bootrnn": "max_aleatoric"}[kind]
+
+
+def cast_model(model: DynamicsModel, dtype: str) -> DynamicsModel:
+    """A bf16 copy of the model's matrices (the normaliser stays fp32); fp32 returns the model itself."""
+    if dtype != "bf16":
+        return model
+    low = copy.deepcopy(model)
+    for name, child in low.named_children():
+        if name != "norm":
+            child.to(torch.bfloat16)
+    for name, p in low.named_parameters(recurse=False):
+        p.data = p.data.to(torch.bfloat16)
+    return low
+
+
+@torch.no_grad()
+def rollout(
+    model: DynamicsModel,
+    policy: Policy,
+    hist_obs: torch.Tensor,
+    hist_act: torch.Tensor,
+    obs: torch.Tensor,
+    horizon: int,
+    termination: Callable[[torch.Tensor], torch.Tensor],
+    uncertainty: str = "code",
+    beta: float = 0.0,
+    k_mode: str = "batch",
+    chunk_size: int = 10000,
+    generator: torch.Generator | None = None,
+    dropout_at_inference: bool = False,
+    fixed_index: int | None = None,
+    actions: torch.Tensor | None = None,
+) -> Rollout:
+    """Imagine `horizon` steps from each start (hist_obs/hist_act: the m-1 real steps before `obs`).
+
+    k_mode: "batch" draws one k (candidate) per step for all rows (authors' code), "row" one per row
+    (paper text). The ensemble always draws a member per row (MOPO). fixed_index forces candidate
+    k = fixed_index + 1 (evaluation variants); `actions` (B, H, act) replaces the policy (recorded actions).
+    """
+    parts: list[dict[str, torch.Tensor]] = []
+    B = obs.shape[0]
+    obs_dim = model.obs_dim
+    per_row = k_mode == "row" or model.kind == "ensemble"
+    for lo in range(0, B, chunk_size):
+        hi = min(lo + chunk_size, B)
+        stepper = model.stepper(dropout_at_inference)
+        stepper.start(hist_obs[lo:hi], hist_act[lo:hi])
+        cur = obs[lo:hi]
+        rows = torch.arange(hi - lo, device=obs.device)
+        for t in range(horizon):
+            act = policy(cur) if actions is None else actions[lo:hi][rows, t]
+            mean, var = stepper.step(cur, act)  # (b, K, D)
+            b, K = mean.shape[0], mean.shape[1]
+            if fixed_index is not None:
+                idx = torch.full((b,), min(fixed_index, K - 1), device=obs.device, dtype=torch.long)
+            elif per_row:
+                idx = torch.randint(K, (b,), device=obs.device, generator=generator)
+            else:
+                idx = torch.randint(K, (1,), device=obs.device, generator=generator).expand(b)
+            ar = torch.arange(b, device=obs.device)
+            mu, v = mean[ar, idx], var[ar, idx]
+            sample = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=generator)
+            nxt, r = sample[:, :obs_dim], sample[:, obs_dim]
+            unc = quantify(uncertainty, mean, var, obs_dim)
+            done = termination(nxt)
+            parts.append({"obs": cur, "act": act, "rew": r - beta * unc, "raw_rew": r, "next_obs": nxt,
+                          "done": done, "unc": unc,
+                          "steps": torch.full((b,), t, device=obs.device, dtype=torch.long)})
+            if t == horizon - 1:
+                break
+            keep = (~done).nonzero().squeeze(1)  # the one host sync of a step: the batch shrinks
+            if keep.numel() == 0:
+                break
+            stepper.keep(keep)
+            cur = nxt[keep]
+            rows = rows[keep]
+    cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return Rollout(**cat)

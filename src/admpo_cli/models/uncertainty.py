@@ -1,0 +1,46 @@
+"""Uncertainty quantifiers. Inputs are per-k (or per-member) predictions of the SAME next step.
+
+mean, var: (B, K, D) with D = obs_dim + 1 (absolute next state, then reward).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def adm_paper(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Eq. (4): || 1/m sum_k (sigma_k^2 + mu_k^2) - mu_bar^2 ||_1, the L1 norm of the mixture variance.
+
+    Computed as mean_k sigma^2 + var_k(mu) (the same quantity, without the cancellation of squares).
+    """
+    mix = var.mean(1) + mean.var(1, unbiased=False)
+    return mix.abs().sum(-1)
+
+
+def adm_code(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
+    """Authors' code: sqrt(mean over state dims of the variance over k of the predicted next states)."""
+    return mean[..., :obs_dim].var(1, unbiased=False).mean(-1).sqrt()
+
+
+def max_aleatoric(var: torch.Tensor, obs_dim: int | None = None) -> torch.Tensor:
+    """MOPO: max over members of the L2 norm of the predicted std (next-state and reward dims)."""
+    return var.sqrt().norm(dim=-1).amax(1)
+
+
+def ensemble_std(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
+    """Spread of the members' means: sqrt(mean over state dims of the variance over members)."""
+    return adm_code(mean, obs_dim)
+
+
+def quantify(name: str, mean: torch.Tensor, var: torch.Tensor, obs_dim: int) -> torch.Tensor:
+    if name == "paper":
+        return adm_paper(mean, var)
+    if name == "code":
+        return adm_code(mean, obs_dim)
+    if name == "max_aleatoric":
+        return max_aleatoric(var)
+    if name == "ensemble_std":
+        return ensemble_std(mean, obs_dim)
+    if name == "none":
+        return torch.zeros(mean.shape[0], dtype=mean.dtype, device=mean.device)
+    raise ValueError(f"unknown uncertainty quantifier {name!r}")

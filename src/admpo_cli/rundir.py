@@ -1,0 +1,265 @@
+"""The run-directory contract: every stage reads and writes here, atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .config import Config, dump_yaml, from_dict
+from .errors import UserError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def torch_load(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except Exception as exc:  # a truncated or foreign file
+        raise UserError(f"{path}: not a readable admpo checkpoint ({type(exc).__name__})") from None
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append one row, writing the header only for a new file. Never truncates: a resumed run adds rows.
+
+    New columns in a later row are an error rather than a silent misalignment.
+    """
+    path = Path(path)
+    exists = path.exists() and path.stat().st_size > 0
+    if exists:
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), [])
+        missing = [k for k in row if k not in header]
+        if missing:
+            raise ValueError(f"{path}: row has columns not in the header: {missing}")
+    else:
+        header = list(row)
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        if not exists:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in header})
+        fh.flush()
+
+
+def truncate_csv_after(path: Path, column: str, value: float) -> None:
+    """Drop rows whose `column` exceeds `value` (rows written after the checkpoint a run resumes from)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+        fieldnames = list(rows[0].keys()) if rows else None
+    if not rows:
+        return
+    kept = [r for r in rows if float(r[column]) <= value]
+    if len(kept) == len(rows):
+        return
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(kept)
+    atomic_write_text(path, buf.getvalue())
+
+
+def git_revision() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "admpo": __version__}
+    for name in ("torch", "numpy", "gymnasium", "mujoco", "h5py", "pandas"):
+        try:
+            mod = __import__(name)
+            out[name] = getattr(mod, "__version__", "?")
+        except ImportError:
+            out[name] = "missing"
+    return out
+
+
+class RunDir:
+    """One folder per run. Stages add their files; config.yaml pins the task the run belongs to."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    # ------------------------------------------------------------ create / open
+    @classmethod
+    def create_or_open(cls, path: str | Path, cfg: Config) -> RunDir:
+        """Create the run (writing config.yaml) or open an existing one of the same task and data."""
+        run = cls(path)
+        cfg_path = run.path / "config.yaml"
+        if cfg_path.exists():
+            existing = run.config()
+            if existing.data.task != cfg.data.task or existing.data.env != cfg.data.env:
+                raise UserError(
+                    f"{run.path}: run belongs to task '{existing.data.task}' ({existing.data.env}), "
+                    f"not '{cfg.data.task}' ({cfg.data.env}); use another --run"
+                )
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cfg_path, dump_yaml(cfg))
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        run = cls(path)
+        if not run.path.is_dir():
+            raise UserError(f"run directory {run.path} does not exist")
+        if not (run.path / "config.yaml").exists():
+            raise UserError(f"{run.path}: not an admpo run directory (no config.yaml)")
+        return run
+
+    def config(self) -> Config:
+        p = self.path / "config.yaml"
+        try:
+            mapping = yaml.safe_load(p.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            raise UserError(f"{p}: missing or not valid YAML") from None
+        return from_dict(mapping)
+
+    def save_config(self, cfg: Config) -> None:
+        atomic_write_text(self.path / "config.yaml", dump_yaml(cfg))
+
+    # ------------------------------------------------------------ files
+    def file(self, *parts: str) -> Path:
+        return self.path.joinpath(*parts)
+
+    def require(self, *parts: str, hint: str = "") -> Path:
+        """An upstream artifact; a clear error names the command that makes it."""
+        p = self.file(*parts)
+        if not p.exists():
+            extra = f"; run `{hint}` first" if hint else ""
+            raise UserError(f"{self.path}: missing {'/'.join(parts)}{extra}")
+        return p
+
+    def read_json(self, *parts: str) -> dict[str, Any]:
+        p = self.file(*parts)
+        try:
+            return json.loads(p.read_text())
+        except FileNotFoundError:
+            raise UserError(f"{p}: no such file") from None
+        except json.JSONDecodeError:
+            raise UserError(f"{p}: not valid JSON") from None
+
+    # ------------------------------------------------------------ meta.json
+    def _meta(self) -> dict[str, Any]:
+        p = self.file("meta.json")
+        if p.exists():
+            try:
+                return json.loads(p.read_text())
+            except json.JSONDecodeError:
+                return {}
+        return {}
+
+    @contextmanager
+    def stage(self, name: str, cfg: Config, device: str) -> Iterator[dict[str, Any]]:
+        """Record a stage's life in meta.json: running -> done | failed | interrupted."""
+        meta = self._meta()
+        entry: dict[str, Any] = {
+            "argv": sys.argv,
+            "seed": cfg.run.seed,
+            "device": device,
+            "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "end": None,
+            "status": "running",
+        }
+        meta.update(
+            {
+                "task": cfg.data.task,
+                "versions": versions(),
+                "git_revision": git_revision(),
+                "seed": cfg.run.seed,
+                "device": device,
+                "status": "running",
+                "stage": name,
+            }
+        )
+        meta.setdefault("stages", {})[name] = entry
+        atomic_write_json(self.file("meta.json"), meta)
+        status = "done"
+        try:
+            yield entry
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            meta = self._meta()
+            entry.update({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": status})
+            meta.setdefault("stages", {})[name] = entry
+            meta["status"] = status
+            atomic_write_json(self.file("meta.json"), meta)
+
+    def status(self) -> str:
+        return str(self._meta().get("status", "unknown"))
