@@ -66,7 +66,7 @@ def _main(
 # ---------------------------------------------------------------- common options
 
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see `admpo presets list`).")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of overrides (sections as in config.yaml).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of overrides (as in config.yaml).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override one field: section.key=value (repeatable).")]
 RunOpt = Annotated[Path | None, typer.Option("--run", help="Run directory (default: runs/<preset>-s<seed>).")]
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Dataset file or id; overrides the preset's.")]
@@ -96,10 +96,10 @@ def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, ne
         if need_existing and run is not None:
             RunDir.open(run)
         cfg = resolve(preset, config, sets, flags)
+    dev = pick_device(cfg.run.device)
     run_path = Path(run) if run is not None else Path(cfg.run.root) / f"{cfg.preset or cfg.data.task}-s{cfg.run.seed}"
     rd = RunDir.create_or_open(run_path, cfg)
     seed_everything(cfg.run.seed)
-    dev = pick_device(cfg.run.device)
     return cfg, rd, dev
 
 
@@ -273,6 +273,105 @@ def fit_model(
             v = ", ".join(f"{x:.4g}" for x in v)
         table.add_row(k, str(v))
     console.print(table)
+
+
+# ---------------------------------------------------------------- offline training
+
+
+def _run_training(cfg: Config, rd: RunDir, dev, force: bool = False) -> dict:
+    from .algos.offline import Hooks, train_bc, train_offline
+    from .ui import progress
+
+    if rd.file("summary.json").exists() and rd.status() == "done" and not force:
+        console.print(f"{rd.path}: already finished (summary.json); pass --force to train again")
+        return rd.read_json("summary.json")
+    if force:
+        for p in (rd.file("checkpoints", "offline.pt"), rd.file("summary.json")):
+            if p.exists():
+                p.unlink()
+    algo = cfg.train.algo
+    with progress() as bar, rd.stage(f"train-{algo}", cfg, str(dev)):
+        task = bar.add_task(f"{algo} {cfg.data.task}", total=None, info="")
+
+        def on_start(step: int, total: int) -> None:
+            if step:
+                console.print(f"resuming {rd.path} from update {step}")
+            bar.update(task, total=total, completed=step)
+
+        def on_progress(step: int, row: dict) -> None:
+            info = f"{row.get('updates_per_s', 0):.0f} upd/s"
+            if row.get("score_mean") not in (None, ""):
+                info += f"  score {float(row['score_mean']):.1f}"
+            elif row.get("return_mean") not in (None, ""):
+                info += f"  return {float(row['return_mean']):.1f}"
+            bar.update(task, completed=step, info=info)
+
+        hooks = Hooks(on_start, on_progress)
+        summary = train_bc(cfg, rd, dev, hooks) if algo == "bc" else train_offline(cfg, rd, dev, hooks)
+    return summary
+
+
+def _print_summary(summary: dict, rd: RunDir) -> None:
+    table = Table(title=f"{summary.get('algo')} on {summary.get('task')} -> {rd.path}")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for k in ("algo", "model", "uncertainty", "seed", "evaluations", "final_score", "final_return",
+              "best_score", "best_return", "gradient_steps"):
+        if k in summary:
+            v = summary[k]
+            table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+    ref = summary.get("reference")
+    if ref:
+        table.add_row("reference", f"{ref['random']:g} / {ref['expert']:g} ({ref['source']})")
+    console.print(table)
+
+
+@app.command("train-off")
+@user_errors
+def train_off(
+    preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
+    dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+    model: Annotated[str | None, typer.Option("--model", help="adm (ADMPO-OFF) | ensemble (MOPO).")] = None,
+    algo: Annotated[str | None, typer.Option("--algo", help="admpo | mopo | bc.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
+    force: Annotated[bool, typer.Option(help="Start again even if the run finished or has a checkpoint.")] = False,
+) -> None:
+    """ADMPO-OFF (Algorithm 3): fit or reuse the model, then SAC on real + penalised imagined data."""
+    if model == "ensemble" and algo is None:
+        algo = "mopo"
+    if algo == "mopo":
+        model = "ensemble"
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
+                         {"model.kind": model, "train.algo": algo, "train.epochs": epochs})
+    _print_summary(_run_training(cfg, rd, dev, force), rd)
+
+
+@app.command("train-bc")
+@user_errors
+def train_bc_cmd(
+    preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
+    dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+    steps: Annotated[int | None, typer.Option(help="Override train.bc_steps.")] = None,
+    force: Annotated[bool, typer.Option(help="Train again even if the run finished.")] = False,
+) -> None:
+    """Behaviour cloning baseline through the same data and evaluation path."""
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
+                         {"train.algo": "bc", "train.bc_steps": steps})
+    _print_summary(_run_training(cfg, rd, dev, force), rd)
+
+
+@app.command()
+@user_errors
+def resume(
+    run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/offline.pt.")],
+    device: DeviceOpt = None,
+) -> None:
+    """Continue an interrupted training run from its last checkpoint, with its own config."""
+    rd = RunDir.open(run)
+    if not rd.file("checkpoints", "offline.pt").exists() and rd.config().train.algo != "bc":
+        raise UserError(f"{run}: no checkpoint to resume (checkpoints/offline.pt); start it with `admpo train-off`")
+    cfg, rd, dev = setup(None, None, None, run, None, None, device)
+    _print_summary(_run_training(cfg, rd, dev), rd)
 
 
 def main() -> None:

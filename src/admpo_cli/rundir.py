@@ -81,6 +81,7 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
     New columns in a later row are an error rather than a silent misalignment.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     exists = path.exists() and path.stat().st_size > 0
     if exists:
         with path.open(newline="") as fh:

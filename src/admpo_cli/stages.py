@@ -7,8 +7,8 @@ from typing import Any
 import torch
 
 from .config import Config
-from .data.load import load_dataset
 from .data.dataset import Transitions
+from .data.load import load_dataset
 from .errors import UserError
 from .models.factory import build_model, load_model, model_path, save_model
 from .models.fit import fit

@@ -45,7 +45,7 @@ def cast_model(model: DynamicsModel, dtype: str) -> DynamicsModel:
     for name, child in low.named_children():
         if name != "norm":
             child.to(torch.bfloat16)
-    for name, p in low.named_parameters(recurse=False):
+    for _, p in low.named_parameters(recurse=False):
         p.data = p.data.to(torch.bfloat16)
     return low
 

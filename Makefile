@@ -1,0 +1,39 @@
+# admpo: `make demo` installs and runs the quickstart end to end; `make test` runs the tests.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN ?= runs/demo
+
+.PHONY: install demo test lint bench clean
+
+# constraints.txt pins the CPU build of torch (an open range would pull a multi-GB CUDA build).
+$(BIN)/admpo: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+install: $(BIN)/admpo
+
+demo: install
+	$(BIN)/admpo train-off --preset quickstart-hopper --run $(RUN)
+	$(BIN)/admpo train-off --preset quickstart-hopper --run $(RUN)-mopo --model ensemble
+	$(BIN)/admpo train-bc --preset quickstart-hopper --run $(RUN)-bc
+	$(BIN)/admpo fit-model --run $(RUN) --model ensemble
+	$(BIN)/admpo fit-model --run $(RUN) --model bootrnn
+	$(BIN)/admpo eval-compounding --run $(RUN)
+	$(BIN)/admpo eval-uncertainty --run $(RUN)
+	$(BIN)/admpo report $(RUN) $(RUN)-mopo $(RUN)-bc --out $(RUN)-report
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_sac.py
+	$(BIN)/python benchmarks/bench_rollout.py
+
+clean:
+	rm -rf $(VENV) runs

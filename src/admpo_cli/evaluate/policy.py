@@ -1,0 +1,50 @@
+"""Policy evaluation in the real environment: N deterministic episodes stepped in lockstep so the
+policy runs once per step for all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..data.scores import Reference, normalized_score
+from ..envs.registry import EnvSpec, make_env
+
+
+def evaluate(
+    act: Callable[[torch.Tensor], torch.Tensor],
+    spec: EnvSpec,
+    episodes: int,
+    seed: int,
+    max_steps: int = 1000,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Returns of `episodes` episodes; env i is reset with seed + i."""
+    envs = [make_env(spec, max_steps) for _ in range(episodes)]
+    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
+    returns = np.zeros(episodes)
+    running = np.ones(episodes, dtype=bool)
+    while running.any():
+        idx = np.flatnonzero(running)
+        with torch.no_grad():
+            a = act(torch.as_tensor(obs[idx], device=device)).cpu().numpy()
+        for j, i in enumerate(idx):
+            o, r, term, trunc, _ = envs[i].step(a[j])
+            returns[i] += r
+            obs[i] = o
+            if term or trunc:
+                running[i] = False
+    for e in envs:
+        e.close()
+    return returns
+
+
+def score_row(returns: np.ndarray, ref: Reference | None) -> dict[str, float | str]:
+    scores = [normalized_score(float(r), ref) for r in returns] if ref is not None else None
+    return {
+        "return_mean": float(np.mean(returns)),
+        "return_std": float(np.std(returns)),
+        "score_mean": float(np.mean(scores)) if scores else "",
+        "score_std": float(np.std(scores)) if scores else "",
+    }

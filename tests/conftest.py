@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("ADMPO_QUIET", "1")
+os.environ["COLUMNS"] = "200"  # rich wraps at the terminal width; messages are checked whole
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path, monkeypatch):
+    """Commands write runs/ and data/ under the current folder: keep tests out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def tiny_transitions():
+    """Three short episodes of a made-up 3-dim system (a terminal, a timeout, a cut end)."""
+    from admpo_cli.data.dataset import Transitions
+
+    rng = np.random.default_rng(0)
+    lengths = [7, 5, 6]
+    obs, nxt, act, rew, term, tout = [], [], [], [], [], []
+    for i, n in enumerate(lengths):
+        s = rng.normal(size=(n + 1, 3)).astype(np.float32)
+        obs.append(s[:-1])
+        nxt.append(s[1:])
+        act.append(rng.uniform(-1, 1, size=(n, 2)).astype(np.float32))
+        rew.append(rng.normal(size=n).astype(np.float32))
+        t = np.zeros(n, bool)
+        u = np.zeros(n, bool)
+        if i == 0:
+            t[-1] = True
+        elif i == 1:
+            u[-1] = True
+        term.append(t)
+        tout.append(u)
+    cat = np.concatenate
+    return Transitions(cat(obs), cat(act), cat(rew), cat(nxt), cat(term), cat(tout))
+
+
+@pytest.fixture(scope="session")
+def hopper_file(tmp_path_factory):
+    """A small random Hopper dataset written by the collector in the D4RL layout."""
+    from admpo_cli.data.collect import collect, write_dataset
+    from admpo_cli.envs.registry import get_spec
+
+    path = tmp_path_factory.mktemp("data") / "hopper_random-v2.hdf5"
+    data, qpos, qvel = collect(get_spec("hopper", "d4rl"), 3000, None, seed=0)
+    write_dataset(path, data, "d4rl", qpos, qvel)
+    return path

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from admpo_cli.cli import app
+
+runner = CliRunner()
+
+TINY = [
+    "--set", "model.hidden=16", "--set", "model.layers=1", "--set", "model.head_blocks=1",
+    "--set", "model.max_epochs=2", "--set", "model.steps_per_epoch=5", "--set", "model.ensemble_size=3",
+    "--set", "model.elites=2", "--set", "model.ensemble_hidden=16",
+    "--set", "rollout.batch_size=64", "--set", "rollout.horizon=3",
+    "--set", "agent.hidden=[32, 32]", "--set", "agent.batch_size=32",
+    "--set", "train.epochs=2", "--set", "train.steps_per_epoch=10", "--set", "train.rollout_freq=10",
+    "--set", "train.checkpoint_every=1", "--set", "train.bc_steps=20",
+    "--set", "eval.episodes=2", "--set", "eval.max_episode_steps=30",
+]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version_and_presets():
+    r = invoke("--version")
+    assert r.exit_code == 0 and "admpo 0.1.0" in r.output
+    r = invoke("presets", "list")
+    assert r.exit_code == 0
+    for name in ("neorl-hopper-low", "walker2d-medium-expert", "humanoid-online", "quickstart-hopper"):
+        assert name in r.output
+    r = invoke("presets", "show", "neorl-hopper-low")
+    assert r.exit_code == 0 and "horizon: 20" in r.output and "beta: 5.0" in r.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["presets", "show", "hoper-low"], "unknown preset"),
+    (["fit-model", "--preset", "quickstart-hopper", "--set", "model.mm=3"], "did you mean 'm'"),
+    (["fit-model", "--preset", "nope"], "unknown preset"),
+    (["resume", "/nonexistent/run"], "does not exist"),
+    (["train-off", "--preset", "hopper-medium", "--run", "{tmp}/r"], "hopper_medium-v2.hdf5 not found"),
+    (["data", "info", "{tmp}/missing.hdf5"], "no such file"),
+    (["fit-model", "--preset", "quickstart-hopper", "--device", "cuda:3"], "--device cuda:3"),
+])
+def test_user_errors_are_one_red_line_exit_2(args, needle, tmp_path, monkeypatch):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    r = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.exit_code == 2, r.output
+    assert needle in r.output
+    assert "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) <= 2
+
+
+def test_bad_dataset_file_gives_exit_2(tmp_path):
+    p = tmp_path / "bad.hdf5"
+    with h5py.File(p, "w") as fh:
+        fh["observations"] = np.zeros((10, 12), np.float32)
+        fh["next_observations"] = np.zeros((10, 12), np.float32)
+        fh["actions"] = np.zeros((10, 3), np.float32)
+        fh["rewards"] = np.zeros(10, np.float32)
+        fh["terminals"] = np.zeros(10, bool)
+    r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", p, "--run", tmp_path / "r")
+    assert r.exit_code == 2 and "has 12 dims, expected 11" in r.output
+
+
+def test_collect_and_data_info(tmp_path):
+    out = tmp_path / "h.hdf5"
+    r = invoke("collect", "--env", "hopper", "--steps", 1500, "--out", out, "--seed", 1)
+    assert r.exit_code == 0, r.output
+    r = invoke("data", "info", out, "--task", "hopper-random-v2")
+    assert r.exit_code == 0, r.output
+    assert "1500" in r.output and "normalised score" in r.output
+    npz = tmp_path / "Hopper-v3-low-100-train-noise.npz"
+    r = invoke("collect", "--env", "hopper", "--steps", 500, "--out", npz, "--format", "neorl")
+    assert r.exit_code == 0, r.output
+    with np.load(npz) as z:
+        assert z["obs"].shape == (500, 12) and set(z.files) >= {"obs", "next_obs", "action", "reward", "done", "index"}
+
+
+def test_doctor_runs():
+    r = invoke("doctor")
+    assert r.exit_code == 0 and "Hopper-v4" in r.output and "torch threads" in r.output
+
+
+@pytest.fixture(scope="module")
+def run_with_data(tmp_path_factory, hopper_file):
+    return tmp_path_factory.mktemp("runs") / "r", hopper_file
+
+
+def test_fit_model_every_kind_into_one_run(run_with_data):
+    run, data = run_with_data
+    for kind in ("adm", "ensemble", "bootrnn"):
+        r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", data, "--run", run,
+                   "--model", kind, *TINY)
+        assert r.exit_code == 0, r.output
+        assert (run / "model" / f"{kind}.pt").exists()
+    rows = (run / "model" / "fit.csv").read_text().splitlines()
+    assert rows[0].startswith("kind,epoch,train_loss,holdout_mse,holdout_mse_k1")
+    assert len(rows) == 1 + 3 * 2
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "done" and "fit-model-bootrnn" in meta["stages"]
+    assert json.loads((run / "dataset.json").read_text())["transitions"] == 3000
+
+
+def test_train_off_mopo_and_bc_through_the_cli(run_with_data, tmp_path):
+    run, data = run_with_data
+    for extra in ([], ["--model", "ensemble"], ["--algo", "bc"]):
+        rd = tmp_path / ("r" + "".join(extra))
+        r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", data, "--run", rd, *TINY, *extra)
+        assert r.exit_code == 0, r.output
+        summary = json.loads((rd / "summary.json").read_text())
+        assert summary["algo"] == {"": "admpo", "--modelensemble": "mopo", "--algobc": "bc"}["".join(extra)]
+        assert summary["final_score"] is not None
+        assert (rd / "policy" / "actor.pt").exists()
+    # a finished run is not trained again
+    r = invoke("train-off", "--run", tmp_path / "r")
+    assert r.exit_code == 0 and "already finished" in r.output

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from admpo_cli.config import ModelConfig
+from admpo_cli.data import d4rl
+from admpo_cli.data.dataset import WindowSampler, holdout_mask
+from admpo_cli.errors import UserError
+from admpo_cli.models.adm import ADM
+from admpo_cli.models.bootrnn import BootRNN
+from admpo_cli.models.ensemble import Ensemble
+from admpo_cli.models.factory import build_model, load_model, save_model
+from admpo_cli.models.fit import fit
+from admpo_cli.models.rollout import cast_model, rollout
+from admpo_cli.models.uncertainty import adm_code, adm_paper, max_aleatoric
+
+
+def _scratch(mdl, states, acts, t, k, d):
+    s0 = states[:, t + 1 - k]
+    mu, lv = mdl(s0, acts[:, t + 1 - k : t + 1])
+    return torch.cat([mu[:, -1, :d] + s0, mu[:, -1, d:]], -1), lv[:, -1].exp()
+
+
+def test_all_k_pass_equals_each_k_separately():
+    torch.manual_seed(0)
+    mdl = ADM(3, 2, m=4, hidden=16, layers=2, head_blocks=2).eval()
+    s0, acts = torch.randn(6, 3), torch.randn(6, 4, 2)
+    mean_all, lv_all = mdl(s0, acts)
+    for k in range(1, 5):
+        mean_k, lv_k = mdl(s0, acts[:, :k])
+        torch.testing.assert_close(mean_all[:, k - 1], mean_k[:, -1], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(lv_all[:, k - 1], lv_k[:, -1], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_cached_window_step_equals_windows_from_scratch(dtype):
+    torch.manual_seed(1)
+    m, d = 4, 3
+    mdl = ADM(d, 2, m=m, hidden=32, layers=3, head_blocks=2).eval()
+    states, acts = torch.randn(5, 12, d), torch.randn(5, 11, 2)
+    low = cast_model(mdl, dtype)
+    st = low.stepper()
+    st.start(states[:, : m - 1], acts[:, : m - 1])
+    tol = 1e-5 if dtype == "fp32" else 0.1
+    for t in range(m - 1, 11):
+        if t == 7:  # dropping rows keeps the cache of the rest intact
+            keep = torch.tensor([0, 2, 4])
+            st.keep(keep)
+            states, acts = states[keep], acts[keep]
+        mean, var = st.step(states[:, t], acts[:, t])
+        assert mean.shape == (states.shape[0], m, d + 1)
+        for k in range(1, m + 1):
+            ref_mean, ref_var = _scratch(mdl, states, acts, t, k, d)
+            torch.testing.assert_close(mean[:, k - 1], ref_mean, atol=tol, rtol=tol)
+            torch.testing.assert_close(var[:, k - 1], ref_var, atol=tol, rtol=tol * 10)
+
+
+def test_uncertainty_against_hand_computation():
+    # two rows, K = 2 predictions of a 2-dim state + reward
+    mean = torch.tensor([[[1.0, 2.0, 0.5], [3.0, 2.0, 1.5]],
+                         [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    var = torch.tensor([[[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]],
+                        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]])
+    # Eq. (4) literally: || mean_k(var + mu^2) - mean_k(mu)^2 ||_1
+    lit = ((var + mean**2).mean(1) - mean.mean(1) ** 2).abs().sum(-1)
+    torch.testing.assert_close(adm_paper(mean, var), lit)
+    # row 0: state dim 0 means 1,3 -> var 1; dim 1 -> 0; reward 0.5,1.5 -> 0.25
+    # mixture: dim0 0.2 + 1 ; dim1 0.2 + 0 ; reward 0.2 + 0.25 -> 1.85
+    assert adm_paper(mean, var)[0].item() == pytest.approx(1.85)
+    assert adm_paper(mean, var)[1].item() == pytest.approx(3.0)
+    # authors' code: sqrt(mean over state dims of var over k of the means) = sqrt((1 + 0) / 2)
+    assert adm_code(mean, 2)[0].item() == pytest.approx(np.sqrt(0.5))
+    assert adm_code(mean, 2)[1].item() == 0.0
+    # MOPO: max over members of ||std||_2
+    assert max_aleatoric(var)[0].item() == pytest.approx(np.sqrt(0.6))
+
+
+def test_ensemble_batched_members_equal_a_loop():
+    torch.manual_seed(0)
+    ens = Ensemble(4, 2, members=3, elites=2, hidden=8, layers=2)
+    obs, act = torch.randn(5, 4), torch.randn(5, 2)
+    mean, logvar = ens(obs, act)
+    x = torch.cat([ens.norm.obs(obs), ens.norm.act(act)], -1)
+    for e in range(3):
+        h = x
+        for i, layer in enumerate(ens.layers_):
+            h = h @ layer.weight[e] + layer.bias[e, 0]
+            if i < len(ens.layers_) - 1:
+                h = torch.nn.functional.silu(h)
+        torch.testing.assert_close(mean[e], h.chunk(2, -1)[0], atol=1e-5, rtol=1e-5)
+
+
+def _quick_cfg(**kw):
+    base = dict(m=3, hidden=32, layers=2, head_blocks=1, max_epochs=8, patience=8, steps_per_epoch=40,
+                batch_size=128, lr=2e-3, ensemble_size=3, elites=2, ensemble_hidden=32, ensemble_layers=2)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+@pytest.mark.parametrize("kind", ["adm", "ensemble", "bootrnn"])
+def test_fit_lowers_holdout_loss(hopper_file, kind, tmp_path):
+    data = d4rl.load_d4rl(hopper_file)
+    cfg = _quick_cfg()
+    torch.manual_seed(0)
+    model = build_model(kind, data.obs_dim, data.act_dim, cfg)
+    res = fit(model, data, cfg, torch.device("cpu"), seed=0, csv_path=tmp_path / "fit.csv")
+    first = res.history[0]["holdout_mse"]
+    assert min(r["holdout_mse"] for r in res.history) < 0.7 * first
+    assert (tmp_path / "fit.csv").read_text().count("\n") == res.epochs + 1
+
+
+def test_adm_beats_mean_delta_baseline_for_every_k(hopper_file):
+    data = d4rl.load_d4rl(hopper_file)
+    cfg = _quick_cfg(max_epochs=12, patience=12)
+    torch.manual_seed(0)
+    model = ADM(data.obs_dim, data.act_dim, cfg.m, cfg.hidden, cfg.layers, cfg.head_blocks, cfg.dropout)
+    res = fit(model, data, cfg, torch.device("cpu"), seed=0)
+    hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, 0)
+    train = WindowSampler(data, cfg.m, ~hold)
+    held = WindowSampler(data, cfg.m, hold)
+    hb = held.gather(held.starts[0], cfg.m)
+    tb = train.gather(train.starts[0], cfg.m)
+    for k in range(cfg.m):
+        w = tb["mask"][:, k]
+        baseline = tb["target"][w, k].mean(0)  # the mean k-step delta (and reward) of the training data
+        hv = hb["mask"][:, k]
+        base_mse = (hb["target"][hv, k] - baseline).pow(2).mean().item()
+        assert res.holdout_mse[k] < base_mse, (k + 1, res.holdout_mse[k], base_mse)
+
+
+def test_one_k_per_minibatch_mode_trains():
+    torch.manual_seed(0)
+    from admpo_cli.data.dataset import Transitions
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (400, 2)).astype(np.float32)
+    o = np.zeros((401, 3), np.float32)
+    for i in range(400):  # a linear system: s' = s + 0.1 [a, 0]
+        o[i + 1] = 0 if i % 40 == 39 else o[i] + 0.1 * np.pad(a[i], (0, 1))
+    nxt = o[:-1] + 0.1 * np.pad(a, ((0, 0), (0, 1)))
+    ends = np.zeros(400, bool)
+    ends[39::40] = True
+    data = Transitions(o[:-1], a, a.sum(1), nxt, np.zeros(400, bool), ends)
+    model = ADM(3, 2, 3, 16, 1, 1)
+    cfg = _quick_cfg(k_sampling="one", hidden=16, layers=1)
+    res = fit(model, data, cfg, torch.device("cpu"))
+    assert np.mean(res.holdout_mse) < 0.5 * res.history[0]["holdout_mse"]
+
+
+def test_save_load_round_trip_and_refusals(tmp_path):
+    cfg = _quick_cfg()
+    model = build_model("adm", 11, 3, cfg)
+    p = tmp_path / "adm.pt"
+    save_model(p, model, cfg, "hopper-medium-v2")
+    back, payload = load_model(p, "hopper-medium-v2", 11, 3)
+    for (k, v), (_, w) in zip(model.state_dict().items(), back.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+    with pytest.raises(UserError, match="fitted for task 'hopper-medium-v2'"):
+        load_model(p, "walker2d-medium-v2")
+    with pytest.raises(UserError, match="obs_dim=11, expected 17"):
+        load_model(p, None, 17)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="junk.pt"):
+        load_model(tmp_path / "junk.pt")
+
+
+def test_rollout_drops_terminated_rows_and_penalises():
+    torch.manual_seed(0)
+    mdl = ADM(3, 2, m=3, hidden=16, layers=1, head_blocks=1).eval()
+    B = 50
+
+    def policy(o):
+        return torch.zeros(o.shape[0], 2)
+
+    def term(o):  # rows whose first coordinate is negative end
+        return o[:, 0] < 0
+
+    out = rollout(mdl, policy, torch.randn(B, 2, 3), torch.randn(B, 2, 2), torch.randn(B, 3), 6, term,
+                  "code", beta=2.0, k_mode="row", chunk_size=16)
+    steps = out.steps.numpy()
+    assert (np.bincount(steps)[1:] <= np.bincount(steps)[:-1]).all()  # rows only leave
+    # the rows alive at step t+1 are exactly the rows not done at step t
+    for t in range(5):
+        alive = int(((out.steps == t) & ~out.done).sum())
+        assert int((out.steps == t + 1).sum()) == alive
+    assert out.done.any() and (out.steps == 0).sum() == B
+    torch.testing.assert_close(out.rew, out.raw_rew - 2.0 * out.unc)
+    assert (out.unc > 0).all()
+
+
+def test_bootrnn_and_ensemble_steppers_shapes():
+    torch.manual_seed(0)
+    boot = BootRNN(3, 2, m=3, hidden=8, layers=1, head_blocks=1).eval()
+    st = boot.stepper()
+    st.start(torch.randn(4, 2, 3), torch.randn(4, 2, 2))
+    mean, var = st.step(torch.randn(4, 3), torch.randn(4, 2))
+    assert mean.shape == (4, 1, 4) and (var > 0).all()
+    ens = Ensemble(3, 2, members=4, elites=2, hidden=8, layers=1)
+    mean, var = ens.stepper().step(torch.randn(4, 3), torch.randn(4, 2))
+    assert mean.shape == (4, 2, 4)

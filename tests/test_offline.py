@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from admpo_cli.algos.offline import Hooks, train_offline
+from admpo_cli.config import preset_paths, resolve
+from admpo_cli.data import d4rl, neorl
+from admpo_cli.data.dataset import Transitions
+from admpo_cli.errors import DivergenceError
+from admpo_cli.rundir import RunDir
+from admpo_cli.runtime import seed_everything
+from admpo_cli.stages import fit_model_stage
+
+TINY = [
+    "model.hidden=16", "model.layers=1", "model.head_blocks=1", "model.max_epochs=1",
+    "model.steps_per_epoch=3", "model.ensemble_size=3", "model.elites=2", "model.ensemble_hidden=16",
+    "rollout.batch_size=64", "rollout.horizon=3", "agent.hidden=[32, 32]", "agent.batch_size=32",
+    "train.epochs=3", "train.steps_per_epoch=10", "train.rollout_freq=10", "train.checkpoint_every=1",
+    "eval.episodes=2", "eval.max_episode_steps=20", "eval.every=1",
+]
+CPU = torch.device("cpu")
+
+
+def _read(path):
+    return path.read_text().splitlines()
+
+
+def test_resume_equals_uninterrupted(tmp_path, hopper_file):
+    sets = [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl"]
+    cfg = resolve("quickstart-hopper", None, sets)
+    # one fitted model shared by both runs
+    seed_everything(0)
+    base = RunDir.create_or_open(tmp_path / "base", cfg)
+    fit_model_stage(cfg, base, CPU)
+    runs = {}
+    for name in ("full", "split"):
+        rd = RunDir.create_or_open(tmp_path / name, cfg)
+        shutil.copytree(base.file("model"), rd.file("model"))
+        runs[name] = rd
+    seed_everything(0)
+    full = train_offline(cfg, runs["full"], CPU)
+    seed_everything(0)
+    stopped = train_offline(cfg, runs["split"], CPU, Hooks(stop_at=10))
+    assert stopped == {"stopped_at": 10}
+    assert len(_read(runs["split"].file("metrics.csv"))) == 2  # header + epoch 1
+    seed_everything(123)  # the checkpoint's RNG state must win over whatever the process has
+    resumed = train_offline(cfg, runs["split"], CPU)
+    a = torch.load(runs["full"].file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    b = torch.load(runs["split"].file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    strip = [",".join(line.split(",")[:10]) for line in _read(runs["full"].file("metrics.csv"))]
+    strip_b = [",".join(line.split(",")[:10]) for line in _read(runs["split"].file("metrics.csv"))]
+    assert strip == strip_b
+    assert full["final_score"] == resumed["final_score"]
+
+
+def test_divergence_stops_with_last_good_checkpoint(tmp_path, hopper_file, monkeypatch):
+    from admpo_cli.agents.sac import SAC
+
+    cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl"])
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    real_update = SAC.update
+
+    def bad_update(self, *a, **k):
+        out = real_update(self, *a, **k)
+        if self.updates > 12:
+            out["critic_loss"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(SAC, "update", bad_update)
+    with pytest.raises(DivergenceError, match="non-finite"), rd.stage("train", cfg, "cpu"):
+        train_offline(cfg, rd, CPU)
+    assert rd.file("checkpoints", "last_good.pt").exists()
+    assert json.loads(rd.file("meta.json").read_text())["status"] == "failed"
+
+
+DIMS = {"hopper": (11, 3), "halfcheetah": (17, 6), "walker2d": (17, 6)}
+
+
+def _synthetic(obs_dim, act_dim, n=300, episode=50):
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n + 1, obs_dim)).astype(np.float32) * 0.1
+    obs[:, 0] += 1.25  # a healthy height for hopper/walker2d in the D4RL layout
+    act = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
+    timeouts = np.zeros(n, bool)
+    timeouts[episode - 1 :: episode] = True
+    return Transitions(obs[:-1], act, rng.normal(size=n), obs[1:], np.zeros(n, bool), timeouts)
+
+
+OFFLINE = sorted(p for p in preset_paths() if not p.endswith("online") and not p.startswith("quickstart"))
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_every_offline_preset_resolves_and_starts(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path))
+    cfg = resolve(name, None, TINY)
+    env = cfg.data.env
+    obs_dim, act_dim = DIMS[env]
+    if cfg.data.benchmark == "neorl":
+        obs_dim += 1  # NeoRL keeps the x position
+        data = _synthetic(obs_dim, act_dim)
+        data.observations[:, 1] = data.observations[:, 0]
+        neorl.write_neorl(tmp_path / f"{cfg.data.path}-1000-train-noise.npz", data)
+    else:
+        d4rl.write_d4rl(tmp_path / d4rl.d4rl_filename(cfg.data.path), _synthetic(obs_dim, act_dim))
+    rd = RunDir.create_or_open(tmp_path / "run", cfg)
+    out = train_offline(cfg, rd, CPU, Hooks(stop_at=2))
+    assert out == {"stopped_at": 2}
+    assert rd.file("model", "adm.pt").exists()
