@@ -78,3 +78,123 @@ def require_model(run: RunDir, kind: str, cfg: Config, obs_dim: int, act_dim: in
         )
     return load_model(p, cfg.data.task, obs_dim, act_dim)
 
+
+
+def fitted_kinds(run: RunDir) -> list[str]:
+    from .models.factory import KINDS
+
+    return [k for k in KINDS if model_path(run.path, k).exists()]
+
+
+def _require_fitted(run: RunDir, kinds: list[str] | None) -> list[str]:
+    have = fitted_kinds(run)
+    if not have:
+        raise UserError(f"{run.path}: no fitted model; run `admpo fit-model --run {run.path}` first")
+    kinds = kinds or have
+    for k in kinds:
+        if k not in have:
+            raise UserError(f"{run.path}: no fitted {k} model; run `admpo fit-model --run {run.path} --model {k}`")
+    return kinds
+
+
+def eval_compounding_stage(cfg: Config, run: RunDir, device: torch.device, kinds: list[str] | None = None,
+                           horizon: int = 100, n_starts: int = 256):
+    import pandas as pd
+
+    from .evaluate.compounding import compounding_curves, pick_starts
+    from .evaluate.plots import plot_compounding
+    from .rundir import atomic_write_text
+
+    kinds = _require_fitted(run, kinds)
+    data = dataset_for_run(cfg, run)
+    models = {k: require_model(run, k, cfg, data.obs_dim, data.act_dim)[0].to(device).eval() for k in kinds}
+    m = max(getattr(mdl, "m", 1) for mdl in models.values())
+    starts = pick_starts(data, m, n_starts, cfg.run.seed, cfg.model.holdout_ratio, cfg.model.holdout_max)
+    variants = []
+    for k, mdl in models.items():
+        if k == "adm":
+            variants += [("adm (random k)", mdl, None), (f"adm (k={mdl.m})", mdl, mdl.m - 1), ("adm (k=1)", mdl, 0)]
+        else:
+            variants.append((k, mdl, None))
+    frames = []
+    with progress() as bar:
+        task = bar.add_task("compounding error", total=len(variants), info="")
+        for name, mdl, fixed in variants:
+            rows = compounding_curves(mdl, data, starts, horizon, device, fixed, seed=cfg.run.seed,
+                                      dropout_at_inference=cfg.model.dropout_at_inference)
+            frames.append(pd.DataFrame(rows).assign(model=name))
+            bar.update(task, advance=1, info=name)
+    df = pd.concat(frames, ignore_index=True)[["model", "horizon", "mse_mean", "ci_low", "ci_high", "n",
+                                               "overflow_frac"]]
+    atomic_write_text(run.file("compounding.csv"), df.to_csv(index=False))
+    plot_compounding(df, run.file("compounding.png"), f"compounding error, {cfg.data.task}")
+    return df
+
+
+def eval_uncertainty_stage(cfg: Config, run: RunDir, device: torch.device, n_starts: int = 500,
+                           horizon: int | None = None) -> dict[str, Any]:
+    import pandas as pd
+
+    from .agents.bc import BC
+    from .algos.common import load_policy, save_policy
+    from .envs.oracle import SimulatorOracle
+    from .envs.registry import spec_for
+    from .evaluate.plots import plot_uncertainty
+    from .evaluate.uncertainty import QUANTIFIERS, correlations, imagined_pairs, true_errors
+    from .rundir import atomic_write_text
+
+    kinds = _require_fitted(run, None)
+    data = dataset_for_run(cfg, run)
+    spec = spec_for(cfg.data)
+    oracle = SimulatorOracle(spec)
+    horizon = horizon or cfg.rollout.horizon
+    policies: dict[str, Any] = {}
+    gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
+    policies["random"] = lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1
+    bc_path = run.file("policy", "bc.pt")
+    if not bc_path.exists():
+        # The behaviour policy: BC fitted on the run's data, kept for later calls.
+        bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, 1e-3, device)
+        obs_t = torch.as_tensor(data.observations, device=device)
+        act_t = torch.as_tensor(data.actions, device=device)
+        with progress() as bar:
+            task = bar.add_task("fit behaviour policy (BC)", total=cfg.train.bc_steps, info="")
+            for i in range(cfg.train.bc_steps):
+                idx = torch.randint(len(data), (256,), device=device, generator=gen)
+                bc.update(obs_t[idx], act_t[idx])
+                if i % 100 == 0:
+                    bar.update(task, completed=i)
+        save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
+    bc_actor, _ = load_policy(bc_path, data.obs_dim)
+    bc_actor = bc_actor.to(device)
+    policies["behaviour"] = lambda o: bc_actor(o, with_logp=False)[0]
+    learned = run.file("policy", "actor.pt")
+    if learned.exists():
+        actor, payload = load_policy(learned, data.obs_dim)
+        if payload.get("algo") != "bc":
+            actor = actor.to(device)
+            policies["learned"] = lambda o: actor(o, with_logp=False)[0]
+    frames = []
+    with progress() as bar:
+        task = bar.add_task("uncertainty vs error", total=len(kinds) * len(policies), info="")
+        for kind in kinds:
+            model = require_model(run, kind, cfg, data.obs_dim, data.act_dim)[0].to(device).eval()
+            for name, pol in policies.items():
+                df, obs, act, pred = imagined_pairs(model, data, pol, spec, n_starts, horizon, cfg.run.seed, device,
+                                                    dropout_at_inference=cfg.model.dropout_at_inference)
+                df["true_error"] = true_errors(oracle, obs, act, pred)
+                df.insert(0, "policy", name)
+                df.insert(0, "model", kind)
+                frames.append(df)
+                bar.update(task, advance=1, info=f"{kind}/{name}")
+    oracle.close()
+    df = pd.concat(frames, ignore_index=True)
+    atomic_write_text(run.file("uncertainty.csv"), df.to_csv(index=False))
+    corr = correlations(df)
+    result = {"task": cfg.data.task, "pairs": int(len(df)), "policies": list(policies), "horizon": horizon,
+              "true_error": "L2 distance of the predicted next state (mean of the sampled candidate) to the "
+                            "simulator's next state", "correlations": corr}
+    atomic_write_json(run.file("uncertainty.json"), result)
+    plot_uncertainty(df, run.file("uncertainty.png"), f"uncertainty vs model error, {cfg.data.task}",
+                     {k: QUANTIFIERS[k][0] for k in kinds})
+    return result

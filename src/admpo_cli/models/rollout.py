@@ -28,6 +28,9 @@ class Rollout:
     done: torch.Tensor
     unc: torch.Tensor
     steps: torch.Tensor        # imagined step index of each row
+    pred_mean: torch.Tensor    # mean of the candidate that produced each row's next state
+    rows: torch.Tensor         # index of each row's start in the input batch
+    extra_unc: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return int(self.obs.shape[0])
@@ -67,12 +70,15 @@ def rollout(
     dropout_at_inference: bool = False,
     fixed_index: int | None = None,
     actions: torch.Tensor | None = None,
+    sample: bool = True,
+    quantifiers: tuple[str, ...] = (),
 ) -> Rollout:
     """Imagine `horizon` steps from each start (hist_obs/hist_act: the m-1 real steps before `obs`).
 
     k_mode: "batch" draws one k (candidate) per step for all rows (authors' code), "row" one per row
     (paper text). The ensemble always draws a member per row (MOPO). fixed_index forces candidate
-    k = fixed_index + 1 (evaluation variants); `actions` (B, H, act) replaces the policy (recorded actions).
+    k = fixed_index + 1 (evaluation variants); `actions` (B, H, act) replaces the policy (recorded actions);
+    sample=False follows the predicted means; `quantifiers` adds further uncertainties per row.
     """
     parts: list[dict[str, torch.Tensor]] = []
     B = obs.shape[0]
@@ -96,13 +102,16 @@ def rollout(
                 idx = torch.randint(K, (1,), device=obs.device, generator=generator).expand(b)
             ar = torch.arange(b, device=obs.device)
             mu, v = mean[ar, idx], var[ar, idx]
-            sample = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=generator)
-            nxt, r = sample[:, :obs_dim], sample[:, obs_dim]
+            draw = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=generator) if sample else mu
+            nxt, r = draw[:, :obs_dim], draw[:, obs_dim]
             unc = quantify(uncertainty, mean, var, obs_dim)
             done = termination(nxt)
-            parts.append({"obs": cur, "act": act, "rew": r - beta * unc, "raw_rew": r, "next_obs": nxt,
-                          "done": done, "unc": unc,
-                          "steps": torch.full((b,), t, device=obs.device, dtype=torch.long)})
+            part = {"obs": cur, "act": act, "rew": r - beta * unc, "raw_rew": r, "next_obs": nxt,
+                    "done": done, "unc": unc, "steps": torch.full((b,), t, device=obs.device, dtype=torch.long),
+                    "pred_mean": mu, "rows": rows + lo}
+            for q in quantifiers:
+                part[f"unc_{q}"] = quantify(q, mean, var, obs_dim)
+            parts.append(part)
             if t == horizon - 1:
                 break
             keep = (~done).nonzero().squeeze(1)  # the one host sync of a step: the batch shrinks
@@ -112,4 +121,5 @@ def rollout(
             cur = nxt[keep]
             rows = rows[keep]
     cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return Rollout(**cat)
+    extra = {k[4:]: cat.pop(k) for k in list(cat) if k.startswith("unc_")}
+    return Rollout(**cat, extra_unc=extra)

@@ -1,0 +1,90 @@
+"""Figures (matplotlib, Agg): compounding error, uncertainty scatter, learning curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..rundir import atomic_write_bytes  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_compounding(df: pd.DataFrame, path: Path, title: str) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, g in df.groupby("model", sort=False):
+        # horizons reached by few held-out starts are noise, not a curve
+        g = g[g["n"] >= min(10, g["n"].max())].sort_values("horizon")
+        over = g["overflow_frac"] > 0.5
+        line = ax.plot(g["horizon"], g["mse_mean"].clip(lower=1e-8), label=name)[0]
+        # on a log axis a band reaching zero is unreadable: floor it at a tenth of the mean
+        low = np.maximum(g["ci_low"], g["mse_mean"] * 0.1).clip(lower=1e-8)
+        ax.fill_between(g["horizon"], low, g["ci_high"].clip(lower=1e-8), color=line.get_color(), alpha=0.15)
+        if over.any():
+            first = g[over].iloc[0]
+            ax.scatter([first["horizon"]], [first["mse_mean"]], marker="x", color=line.get_color(), zorder=5)
+            ax.annotate("diverged", (first["horizon"], first["mse_mean"]), fontsize=8, color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("horizon (imagined steps)")
+    ax.set_ylabel("MSE to the real state")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_uncertainty(df: pd.DataFrame, path: Path, title: str, quantifier_of: dict[str, str]) -> None:
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.0), squeeze=False)
+    colors = {"random": "tab:red", "behaviour": "tab:blue", "learned": "tab:green"}
+    for ax, model in zip(axes[0], models, strict=True):
+        g = df[df["model"] == model]
+        q = quantifier_of[model]
+        for pol, gp in g.groupby("policy", sort=False):
+            ax.scatter(gp[f"unc_{q}"], gp["true_error"], s=4, alpha=0.4, label=pol, color=colors.get(pol))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(f"uncertainty ({q})")
+        ax.set_ylabel("true model error (simulator)")
+        ax.set_title(model)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, markerscale=3)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_learning_curves(curves: dict[str, list[pd.DataFrame]], path: Path, title: str, x: str = "step") -> None:
+    """curves: label -> one metrics frame per seed; mean ± standard error over seeds."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ycol = "score_mean"
+    for label, frames in curves.items():
+        frames = [f for f in frames if ycol in f and f[ycol].notna().any()]
+        if not frames:
+            continue
+        steps = sorted(set().union(*[set(f[x]) for f in frames]))
+        ys = np.array([[np.interp(s, f[x], f[ycol]) for s in steps] for f in frames])
+        mean = ys.mean(0)
+        se = ys.std(0, ddof=1) / np.sqrt(len(frames)) if len(frames) > 1 else np.zeros_like(mean)
+        line = ax.plot(steps, mean, label=f"{label} (n={len(frames)})")[0]
+        ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("gradient steps" if x == "step" else x)
+    ax.set_ylabel("normalised score")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
