@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from admpo_cli.cli import app
+from admpo_cli.config import resolve
+from admpo_cli.report.build import build_report
+from admpo_cli.rundir import RunDir, append_csv, atomic_write_json
+
+
+def _fake_run(root, name, preset, algo, seed, scores, status="done", model=None, final_return=None):
+    cfg = resolve(preset, None, [f"train.algo={algo}", f"run.seed={seed}"])
+    rd = RunDir.create_or_open(root / name, cfg)
+    for i, s in enumerate(scores):
+        append_csv(rd.file("metrics.csv"), {"step": 1000 * (i + 1), "epoch": i + 1, "score_mean": s,
+                                            "return_mean": 10 * s})
+    meta = {"status": status, "seed": seed}
+    atomic_write_json(rd.file("meta.json"), meta)
+    if status == "done":
+        atomic_write_json(rd.file("summary.json"), {
+            "algo": algo, "model": model or {"admpo": "adm", "mopo": "ensemble"}.get(algo),
+            "final_score": sum(scores[-2:]) / 2, "final_return": final_return or 10 * sum(scores[-2:]) / 2,
+            "uncertainty": {"admpo": "code", "mopo": "max_aleatoric"}.get(algo)})
+    return rd
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    _fake_run(root, "hm-admpo-0", "hopper-medium", "admpo", 0, [10, 50, 60])   # final 55
+    _fake_run(root, "hm-admpo-1", "hopper-medium", "admpo", 1, [20, 70, 80])   # final 75
+    _fake_run(root, "hm-mopo-0", "hopper-medium", "mopo", 0, [5, 30, 40])      # final 35
+    _fake_run(root, "hm-mopo-1", "hopper-medium", "mopo", 1, [5, 20, 30])      # final 25
+    _fake_run(root, "wm-admpo-0", "walker2d-medium", "admpo", 0, [1, 2, 3])    # final 2.5
+    _fake_run(root, "wm-admpo-1", "walker2d-medium", "admpo", 1, [1, 2, 900], status="failed")
+    _fake_run(root, "hm-admpo-2", "hopper-medium", "admpo", 2, [1, 1, 1], status="running")
+    return root
+
+
+def test_report_tables_match_hand_computation(runs, tmp_path):
+    out = tmp_path / "rep"
+    res = build_report([runs], out, paper=True)
+    assert res["runs"] == 7 and res["complete"] == 5 and res["incomplete"] == 2
+    df = pd.read_csv(out / "summary.csv", index_col="task")
+    assert df.loc["hopper-medium-v2", "admpo"] == pytest.approx(65.0)
+    assert df.loc["hopper-medium-v2", "mopo"] == pytest.approx(30.0)
+    assert df.loc["walker2d-medium-v2", "admpo"] == pytest.approx(2.5)
+    assert df.loc["average", "admpo"] == pytest.approx((65.0 + 2.5) / 2)
+    assert pd.isna(df.loc["average", "mopo"])  # mopo has no walker2d run: no partial average
+    assert df.loc["hopper-medium-v2", "paper: ADMPO-OFF"] == pytest.approx(107.4)
+    md = (out / "summary.md").read_text()
+    assert "65.0 ± 10.0 (2)" in md and "30.0 ± 5.0 (2)" in md and "2.5 ± 0.0 (1)" in md
+    assert "failed" in md and "running" in md  # listed apart, not averaged
+    r = pd.read_csv(out / "returns.csv", index_col="task")
+    assert r.loc["hopper-medium-v2", "admpo"] == pytest.approx(650.0)
+    page = (out / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # one learning-curve figure per task
+    assert (out / "curves-hopper-medium-v2.png").exists()
+
+
+def test_report_cli_and_errors(runs, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["report", str(runs), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "65.0 ± 10.0 (2)" in r.output and "2 run(s) not finished" in r.output
+    r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "no such run directory" in r.output
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["report", str(tmp_path / "empty")])
+    assert r.exit_code == 2 and "no run directories" in r.output
+
+
+def test_variant_names_mark_non_default_choices(tmp_path):
+    from admpo_cli.report.collect_runs import variant_name
+
+    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "code"}, "admpo", "adm") == "admpo"
+    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "paper"}, "admpo", "adm") == "admpo[paper]"
+    assert variant_name({"algo": "admpo", "model": "bootrnn", "uncertainty": "max_aleatoric"}, "admpo",
+                        "adm") == "admpo[bootrnn][max_aleatoric]"
+    assert variant_name(None, "bc", "adm") == "bc"
+    json.dumps({})
