@@ -92,7 +92,8 @@ def _html(scores: pd.DataFrame, returns: pd.DataFrame, pending: pd.DataFrame, co
         parts += ["<h2>Uncertainty vs true model error</h2>", _table_html(corr)]
     for title, path in figures:
         b64 = base64.b64encode(path.read_bytes()).decode()
-        parts += [f"<h2>{html.escape(title)}</h2>", f"<img alt='{html.escape(title)}' src='data:image/png;base64,{b64}'>"]
+        alt = html.escape(title)
+        parts += [f"<h2>{alt}</h2>", f"<img alt='{alt}' src='data:image/png;base64,{b64}'>"]
     parts.append("</body></html>")
     return "\n".join(parts)
 
