@@ -121,3 +121,23 @@ def test_train_off_mopo_and_bc_through_the_cli(run_with_data, tmp_path):
     # a finished run is not trained again
     r = invoke("train-off", "--run", tmp_path / "r")
     assert r.exit_code == 0 and "already finished" in r.output
+
+
+@pytest.mark.slow
+def test_collect_quality_modes_train_sac_first(tmp_path):
+    out = tmp_path / "m.hdf5"
+    r = invoke("collect", "--env", "hopper", "--steps", 300, "--out", out, "--quality", "medium",
+               "--target-return", 1e9, "--train-steps", 1200)
+    assert r.exit_code == 0, r.output
+    assert "sac_curve" in r.output
+    from admpo_cli.data import d4rl
+
+    assert len(d4rl.load_d4rl(out)) == 300
+    out = tmp_path / "mr.hdf5"
+    r = invoke("collect", "--env", "hopper", "--out", out, "--quality", "medium-replay",
+               "--target-return", 1e9, "--train-steps", 800)
+    assert r.exit_code == 0, r.output
+    data = d4rl.load_d4rl(out)
+    assert len(data) == 800 and data.ends.sum() >= 10  # random-ish early episodes are short
+    r = invoke("collect", "--env", "hopper", "--out", out, "--quality", "great")
+    assert r.exit_code == 2 and "--quality" in r.output

@@ -39,7 +39,7 @@ def train_sac_online(
         if t <= warmup:
             a = rng.uniform(low, high).astype(np.float32)
         else:
-            a = agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
+            a = agent.act(torch.as_tensor(obs, dtype=torch.float32, device=device)[None])[0].cpu().numpy()
         nxt, r, term, trunc, _ = env.step(a)
         buf.add({k: torch.as_tensor(np.asarray(v, dtype=np.float32), device=device)[None] for k, v in
                  (("obs", obs), ("act", a), ("rew", r), ("next_obs", nxt), ("done", float(term)))})

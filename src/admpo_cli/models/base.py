@@ -34,6 +34,10 @@ class DynamicsModel(nn.Module):
     def stepper(self, dropout_at_inference: bool = False) -> Stepper:
         raise NotImplementedError
 
+    def param_groups(self) -> list[dict]:
+        """Optimiser parameter groups (the ensemble sets a weight decay per layer)."""
+        return [{"params": list(self.parameters())}]
+
     def after_fit(self, holdout: dict[str, torch.Tensor]) -> None:
         """Hook run on the best weights (the ensemble picks its elites here)."""
 

@@ -36,12 +36,31 @@ class Normalizer(nn.Module):
         return (x - self.act_mean) / self.act_std
 
 
+class FastDropout(nn.Module):
+    """Dropout whose mask comes from 16-bit slices of 64-bit random integers: four mask entries per
+    random draw. The CPU's Bernoulli sampler was 12 % of an ADM gradient step. The rate is p rounded to a
+    multiple of 1/65536 (0.1 -> 0.100006)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+        self.threshold = int(round(p * 65536)) - 32768
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        n = x.numel()
+        bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+        keep = bits.view(torch.int16)[:n].view(x.shape) >= self.threshold
+        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
+
+
 class ResidualBlock(nn.Module):
     # Linear -> Swish -> Dropout -> +residual -> LayerNorm (authors' head block)
     def __init__(self, width: int, dropout: float):
         super().__init__()
         self.fc = nn.Linear(width, width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = FastDropout(dropout)
         self.norm = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -61,8 +61,16 @@ class Ensemble(DynamicsModel):
         target = b["target"][:, 0].reshape(E, batch_size, -1)
         mean, logvar = self(obs, act)
         loss = gaussian_nll(mean, logvar, target) * E  # sum over members, mean within
-        decay = sum(d * 0.5 * layer.weight.pow(2).sum() for d, layer in zip(self.decays, self.layers_, strict=True))
-        return loss + decay + 0.01 * self.max_logvar.sum() - 0.01 * self.min_logvar.sum()
+        # MBPO's per-layer L2 term lives in the optimiser (param_groups): Adam's weight_decay adds
+        # decay * w to the gradient, the gradient of 0.5 * decay * |w|^2, without extra ops here.
+        return loss + 0.01 * self.max_logvar.sum() - 0.01 * self.min_logvar.sum()
+
+    def param_groups(self) -> list[dict]:
+        groups = [{"params": [layer.weight], "weight_decay": d} for d, layer in zip(self.decays, self.layers_,
+                                                                                      strict=True)]
+        decayed = {id(layer.weight) for layer in self.layers_}
+        groups.append({"params": [p for p in self.parameters() if id(p) not in decayed], "weight_decay": 0.0})
+        return groups
 
     @torch.no_grad()
     def member_mse(self, batch) -> torch.Tensor:

@@ -1,0 +1,52 @@
+"""SAC update throughput: batch 256, actor and two critics 256x256 (paper Table 3), Hopper dimensions.
+
+Batches are index gathers into preallocated tensors, as in training. Run: python benchmarks/bench_sac.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from admpo_cli.agents.sac import SAC
+from admpo_cli.config import AgentConfig
+
+
+def updates_per_s(seconds: float, auto_alpha: bool) -> float:
+    torch.manual_seed(0)
+    agent = SAC(11, 3, AgentConfig(auto_alpha=auto_alpha), torch.device("cpu"), 100_000)
+    n = 100_000
+    obs, act = torch.randn(n, 11), torch.rand(n, 3) * 2 - 1
+    rew, done = torch.randn(n), torch.zeros(n)
+
+    def step():
+        i = torch.randint(n, (256,))
+        agent.update(obs[i], act[i], rew[i], obs[i], done[i])
+
+    for _ in range(20):
+        step()
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        k += 1
+    return k / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    table = Table(title=f"SAC updates/s ({torch.get_num_threads()} threads, batch 256)")
+    table.add_column("alpha")
+    table.add_column("updates/s")
+    for auto in (False, True):
+        table.add_row("learned" if auto else "fixed", f"{updates_per_s(args.seconds, auto):.0f}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
