@@ -141,3 +141,11 @@ def test_collect_quality_modes_train_sac_first(tmp_path):
     assert len(data) == 800 and data.ends.sum() >= 10  # random-ish early episodes are short
     r = invoke("collect", "--env", "hopper", "--out", out, "--quality", "great")
     assert r.exit_code == 2 and "--quality" in r.output
+
+
+def test_dataset_flag_reads_and_never_collects(tmp_path, hopper_file):
+    r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", tmp_path / "nope.hdf5", *TINY)
+    assert r.exit_code == 2 and "nope.hdf5: no such file" in r.output
+    r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", "hopper-medium-v2", *TINY)
+    assert r.exit_code == 2 and "hopper_medium-v2.hdf5 not found" in r.output
+    assert not (tmp_path / "data").exists()

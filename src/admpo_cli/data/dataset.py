@@ -1,0 +1,252 @@
+"""The one in-memory dataset form and the samplers of k-step windows built on it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+
+
+@dataclass
+class Transitions:
+    """N transitions as float32/bool arrays; `ends` marks the last transition of every episode."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    source: str = "<memory>"
+    dropped_nonfinite: int = 0
+    ends: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.observations = np.ascontiguousarray(self.observations, dtype=np.float32)
+        self.actions = np.ascontiguousarray(self.actions, dtype=np.float32)
+        self.rewards = np.ascontiguousarray(np.reshape(self.rewards, (-1,)), dtype=np.float32)
+        self.next_observations = np.ascontiguousarray(self.next_observations, dtype=np.float32)
+        self.terminals = np.reshape(self.terminals, (-1,)).astype(bool)
+        self.timeouts = np.reshape(self.timeouts, (-1,)).astype(bool)
+        self.ends = episode_ends(self.observations, self.next_observations, self.terminals, self.timeouts)
+
+    def __len__(self) -> int:
+        return int(self.observations.shape[0])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.observations.shape[1])
+
+    @property
+    def act_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    def episode_slices(self) -> list[tuple[int, int]]:
+        stops = np.flatnonzero(self.ends) + 1
+        starts = np.concatenate([[0], stops[:-1]])
+        return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+    def episode_returns(self) -> np.ndarray:
+        """Return of each episode that is complete (ends in a terminal or a timeout)."""
+        csum = np.concatenate([[0.0], np.cumsum(self.rewards, dtype=np.float64)])
+        out = []
+        for a, b in self.episode_slices():
+            if self.terminals[b - 1] or self.timeouts[b - 1]:
+                out.append(csum[b] - csum[a])
+        return np.asarray(out)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha1()
+        for name in ("observations", "actions", "rewards"):
+            h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
+        return h.hexdigest()[:16]
+
+    def subset(self, mask: np.ndarray) -> Transitions:
+        return Transitions(
+            *(getattr(self, f)[mask] for f in FIELDS), source=self.source
+        )
+
+
+def episode_ends(obs, next_obs, terminals, timeouts) -> np.ndarray:
+    """An episode ends at a terminal, a timeout, the last row, or where next_obs[i] != obs[i+1].
+
+    The last rule catches the unmarked episode ends of D4RL's medium-replay files (D4RL issue #162).
+    """
+    n = len(obs)
+    ends = terminals.astype(bool) | timeouts.astype(bool)
+    if n:
+        ends = ends.copy()
+        ends[-1] = True
+        if n > 1:
+            jump = np.any(np.abs(next_obs[:-1] - obs[1:]) > 1e-6, axis=1)
+            ends[:-1] |= jump
+    return ends
+
+
+def validate(
+    data: Transitions, source: str, obs_dim: int | None = None, act_dim: int | None = None,
+    nonfinite: str = "reject",
+) -> Transitions:
+    """Check shapes, dims and finiteness; NaN/inf rows are rejected or dropped, never kept."""
+    n = len(data.observations)
+    if n == 0:
+        raise UserError(f"{source}: dataset has no transitions")
+    for name in FIELDS:
+        arr = getattr(data, name)
+        if len(arr) != n:
+            raise UserError(f"{source}: field '{name}' has {len(arr)} rows, expected {n} (as observations)")
+    if data.observations.ndim != 2 or data.next_observations.shape != data.observations.shape:
+        raise UserError(
+            f"{source}: field 'next_observations' has shape {data.next_observations.shape}, "
+            f"expected {data.observations.shape}"
+        )
+    if obs_dim is not None and data.obs_dim != obs_dim:
+        raise UserError(f"{source}: field 'observations' has {data.obs_dim} dims, expected {obs_dim} for this task")
+    if act_dim is not None and data.act_dim != act_dim:
+        raise UserError(f"{source}: field 'actions' has {data.act_dim} dims, expected {act_dim} for this task")
+    bad = ~(
+        np.isfinite(data.observations).all(1)
+        & np.isfinite(data.next_observations).all(1)
+        & np.isfinite(data.actions).all(1)
+        & np.isfinite(data.rewards)
+    )
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        if nonfinite != "drop":
+            raise UserError(
+                f"{source}: {len(rows)} rows with NaN/inf (first at row {rows[0]}); "
+                "pass --set data.nonfinite=drop to drop them"
+            )
+        # Dropped rows end their episode: the previous row becomes a boundary.
+        keep = ~bad
+        before = np.clip(rows - 1, 0, None)
+        timeouts = data.timeouts.copy()
+        timeouts[before] |= ~data.terminals[before]
+        cleaned = Transitions(
+            data.observations[keep], data.actions[keep], data.rewards[keep],
+            data.next_observations[keep], data.terminals[keep], timeouts[keep], source=source,
+        )
+        cleaned.dropped_nonfinite = int(len(rows))
+        return cleaned
+    data.source = source
+    return data
+
+
+# ---------------------------------------------------------------- windows
+
+
+def steps_to_end(ends: np.ndarray) -> np.ndarray:
+    """For each row t, the number of transitions from t to its episode's end, inclusive."""
+    n = len(ends)
+    end_idx = np.flatnonzero(ends)
+    nxt = end_idx[np.searchsorted(end_idx, np.arange(n))]
+    return (nxt - np.arange(n) + 1).astype(np.int64)
+
+
+def steps_from_start(ends: np.ndarray) -> np.ndarray:
+    """For each row t, how many transitions of the same episode precede it."""
+    n = len(ends)
+    starts = np.zeros(n, dtype=bool)
+    starts[0] = True
+    starts[1:] = ends[:-1]
+    start_idx = np.flatnonzero(starts)
+    first = start_idx[np.searchsorted(start_idx, np.arange(n), side="right") - 1]
+    return (np.arange(n) - first).astype(np.int64)
+
+
+def holdout_mask(data: Transitions, ratio: float, max_n: int, seed: int) -> np.ndarray:
+    """Hold out whole episodes (seeded) until min(ratio * N, max_n) transitions are held out."""
+    target = int(min(ratio * len(data), max_n))
+    mask = np.zeros(len(data), dtype=bool)
+    if target <= 0:
+        return mask
+    slices = data.episode_slices()
+    order = np.random.default_rng(seed).permutation(len(slices))
+    held = 0
+    # Keep at least one episode for training, whatever the ratio asks.
+    for i in order[: max(len(slices) - 1, 0)]:
+        if held >= target:
+            break
+        a, b = slices[i]
+        mask[a:b] = True
+        held += b - a
+    return mask
+
+
+class WindowSampler:
+    """Batches of k-step windows (s_t, a_t..a_{t+k-1}, s_{t+k}, r_{t+k}) that never cross an episode end.
+
+    Valid start indices per k are computed once. Tensors live on `device` and batches are gathers.
+    """
+
+    def __init__(self, data: Transitions, m: int, rows: np.ndarray | None = None,
+                 device: torch.device | str = "cpu", seed: int = 0):
+        self.m = m
+        self.device = torch.device(device)
+        remaining = steps_to_end(data.ends)
+        allowed = np.ones(len(data), dtype=bool) if rows is None else rows.astype(bool)
+        self.remaining_np = remaining
+        # starts[k-1]: rows from which a k-step window stays inside one episode.
+        self.starts = [
+            torch.as_tensor(np.flatnonzero(allowed & (remaining >= k)), device=self.device)
+            for k in range(1, m + 1)
+        ]
+        if len(self.starts[0]) == 0:
+            raise UserError(f"{data.source}: no transitions to sample windows from")
+        self.n = len(data)
+        self.obs = torch.as_tensor(data.observations, device=self.device)
+        self.act = torch.as_tensor(data.actions, device=self.device)
+        self.rew = torch.as_tensor(data.rewards, device=self.device)
+        self.next_obs = torch.as_tensor(data.next_observations, device=self.device)
+        self.remaining = torch.as_tensor(remaining, device=self.device)
+        self.offsets = torch.arange(m, device=self.device)
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+
+    def count(self, k: int) -> int:
+        return int(len(self.starts[k - 1]))
+
+    def _pick(self, k: int, batch: int) -> torch.Tensor:
+        pool = self.starts[k - 1]
+        if len(pool) == 0:
+            raise UserError(f"no {k}-step windows: every episode is shorter than {k} steps (lower model.m)")
+        return pool[torch.randint(len(pool), (batch,), generator=self.gen, device=self.device)]
+
+    def gather(self, t: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
+        """Windows of `length` steps from starts t; positions past the episode end are masked out."""
+        idx = (t[:, None] + self.offsets[:length]).clamp_max(self.n - 1)
+        s0 = self.obs[t]
+        mask = self.offsets[:length][None, :] < self.remaining[t][:, None]
+        target_state = self.next_obs[idx] - s0[:, None, :]
+        target = torch.cat([target_state, self.rew[idx][..., None]], dim=-1)
+        return {"s0": s0, "actions": self.act[idx], "target": target, "mask": mask,
+                "next_states": self.next_obs[idx]}
+
+    def sample_all(self, batch: int) -> dict[str, torch.Tensor]:
+        """Windows of length m from any start; mask[:, k-1] tells whether the k-step target exists."""
+        return self.gather(self._pick(1, batch), self.m)
+
+    def sample_k(self, k: int, batch: int) -> dict[str, torch.Tensor]:
+        """Windows of exactly k steps (all valid)."""
+        return self.gather(self._pick(k, batch), k)
+
+
+def rollout_starts(data: Transitions, m: int) -> np.ndarray:
+    """Rows t whose m-1 preceding transitions lie in the same episode (a full real history window)."""
+    return np.flatnonzero(steps_from_start(data.ends) >= m - 1)
+
+
+def start_windows(data: Transitions, rows: np.ndarray, m: int) -> dict[str, np.ndarray]:
+    """Real windows (s_1, a_1, ..., s_{m-1}, a_{m-1}, s_m) ending at state observations[rows]."""
+    hist = rows[:, None] + np.arange(-(m - 1), 0)[None, :]
+    return {
+        "hist_obs": data.observations[hist],  # (B, m-1, obs)
+        "hist_act": data.actions[hist],       # (B, m-1, act)
+        "obs": data.observations[rows],       # (B, obs)
+    }

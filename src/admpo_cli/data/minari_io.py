@@ -1,0 +1,46 @@
+"""Minari datasets that are already on disk (optional extra: pip install 'admpo[minari]')."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UserError
+from .dataset import Transitions
+from .scores import Reference
+
+
+def _minari():
+    try:
+        import minari
+    except ImportError:
+        raise UserError("Minari datasets need the optional package: pip install 'admpo[minari]'") from None
+    return minari
+
+
+def load_minari(dataset_id: str, download: bool = False) -> tuple[Transitions, Reference | None]:
+    minari = _minari()
+    try:
+        if download:
+            minari.download_dataset(dataset_id)
+        ds = minari.load_dataset(dataset_id)
+    except Exception as exc:  # minari raises plain errors for a missing local dataset
+        raise UserError(
+            f"Minari dataset {dataset_id}: not found under $MINARI_DATASETS_PATH "
+            f"({type(exc).__name__}); pass --download to fetch it where there is internet"
+        ) from None
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("o", "a", "r", "n", "t", "u")}
+    for ep in ds.iterate_episodes():
+        obs = np.asarray(ep.observations)
+        parts["o"].append(obs[:-1])
+        parts["n"].append(obs[1:])
+        parts["a"].append(np.asarray(ep.actions))
+        parts["r"].append(np.asarray(ep.rewards))
+        parts["t"].append(np.asarray(ep.terminations))
+        parts["u"].append(np.asarray(ep.truncations))
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    ref = None
+    meta = getattr(ds.spec, "ref_min_score", None), getattr(ds.spec, "ref_max_score", None)
+    if meta[0] is not None and meta[1] is not None:
+        ref = Reference(float(meta[0]), float(meta[1]), f"Minari metadata of {dataset_id}")
+    data = Transitions(cat["o"], cat["a"], cat["r"], cat["n"], cat["t"], cat["u"], source=f"minari:{dataset_id}")
+    return data, ref

@@ -1,0 +1,42 @@
+"""Reference returns and normalised scores: 100 * (R - random) / (expert - random)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reference:
+    random: float
+    expert: float
+    source: str
+
+
+# D4RL's own constants (d4rl/infos.py, the same for every level of an env).
+D4RL_REF = {
+    "hopper": Reference(-20.272305, 3234.3, "D4RL infos.py"),
+    "halfcheetah": Reference(-280.178953, 12135.0, "D4RL infos.py"),
+    "walker2d": Reference(1.629008, 4592.3, "D4RL infos.py"),
+}
+
+# NeoRL ships none; this is the OfflineRL-Kit/MOBILE convention (data-facts), marked as such.
+NEORL_REF = {
+    "hopper": Reference(5.0, 3294.0, "OfflineRL-Kit/MOBILE convention for NeoRL"),
+    "halfcheetah": Reference(-298.0, 12284.0, "OfflineRL-Kit/MOBILE convention for NeoRL"),
+    "walker2d": Reference(1.0, 5143.0, "OfflineRL-Kit/MOBILE convention for NeoRL"),
+}
+
+
+def reference_for(task: str, env: str, minari_ref: Reference | None = None) -> Reference | None:
+    """Which reference returns a task's scores use; None when no reference exists (e.g. Ant online)."""
+    if minari_ref is not None:
+        return minari_ref
+    if task.startswith("neorl-"):
+        return NEORL_REF.get(env)
+    return D4RL_REF.get(env)
+
+
+def normalized_score(ret: float, ref: Reference | None) -> float | None:
+    if ref is None:
+        return None
+    return 100.0 * (ret - ref.random) / (ref.expert - ref.random)
