@@ -90,7 +90,7 @@ class RolloutConfig:
     # Backtracking k: one per step for the whole "batch" (authors' code) or one per "row" (paper text).
     k_mode: str = "batch"
     # Rows processed at once inside a roll-out (bounds memory traffic of large elementwise ops).
-    chunk_size: int = 2000
+    chunk_size: int = 1000
     # Matrix precision of roll-outs: fp32 | bf16.
     dtype: str = "fp32"
 

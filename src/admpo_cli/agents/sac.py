@@ -9,15 +9,8 @@ import math
 import torch
 
 from ..config import AgentConfig
+from .adam import LeanAdam
 from .nets import FusedCritics, TanhGaussianActor
-
-
-def _adam(params, lr: float, device: torch.device) -> torch.optim.Adam:
-    # fused=True runs one kernel over all parameters of a network (CPU support since torch 2.4).
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 class SAC:
@@ -29,15 +22,13 @@ class SAC:
         self.actor = TanhGaussianActor(obs_dim, act_dim, cfg.hidden).to(device)
         self.critic = FusedCritics(obs_dim, act_dim, cfg.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_opt = _adam(self.actor.parameters(), cfg.actor_lr, device)
-        self.critic_opt = _adam(self.critic.parameters(), cfg.critic_lr, device)
+        # Authors' offline code: cosine decay of the actor LR over the whole run.
+        self.actor_opt = LeanAdam(self.actor.parameters(), cfg.actor_lr, total_steps=total_actor_updates,
+                                  schedule=cfg.actor_lr_schedule)
+        self.critic_opt = LeanAdam(self.critic.parameters(), cfg.critic_lr)
         self.log_alpha = torch.tensor(math.log(cfg.alpha), device=device, requires_grad=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.alpha_opt = LeanAdam([self.log_alpha], cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
-        self.scheduler = None
-        if cfg.actor_lr_schedule == "cosine" and total_actor_updates:
-            # Authors' offline code: cosine decay of the actor LR over the whole run.
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_opt, total_actor_updates)
         self._tgt = list(self.critic_target.parameters())
         self._src = list(self.critic.parameters())
         self.updates = 0
@@ -60,7 +51,7 @@ class SAC:
             y = rew + cfg.gamma * (1.0 - done) * q_next
         q = self.critic(obs, act)
         critic_loss = (q - y).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad()
         critic_loss.backward()
         self.critic_opt.step()
         out = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
@@ -73,16 +64,14 @@ class SAC:
             for p in self._src:
                 p.requires_grad_(True)
             actor_loss = (alpha * logp - q_pi).mean()
-            self.actor_opt.zero_grad(set_to_none=True)
+            self.actor_opt.zero_grad()
             actor_loss.backward()
             self.actor_opt.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
             out["actor_loss"] = actor_loss.detach()
             out["entropy"] = -logp.detach().mean()
             if cfg.auto_alpha:
                 alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-                self.alpha_opt.zero_grad(set_to_none=True)
+                self.alpha_opt.zero_grad()
                 alpha_loss.backward()
                 self.alpha_opt.step()
         with torch.no_grad():
@@ -99,7 +88,6 @@ class SAC:
             "critic_opt": self.critic_opt.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
             "alpha_opt": self.alpha_opt.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "updates": self.updates,
         }
 
@@ -112,6 +100,4 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(sd["log_alpha"])
         self.alpha_opt.load_state_dict(sd["alpha_opt"])
-        if self.scheduler is not None and sd.get("scheduler"):
-            self.scheduler.load_state_dict(sd["scheduler"])
         self.updates = int(sd["updates"])

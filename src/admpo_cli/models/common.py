@@ -64,7 +64,10 @@ class ResidualBlock(nn.Module):
         self.norm = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x + self.drop(F.silu(self.fc(x))))
+        if torch.is_grad_enabled():
+            return self.norm(x + self.drop(F.silu(self.fc(x))))
+        # roll-outs: the same in place, no temporaries of (rows, width)
+        return self.norm(self.drop(F.silu(self.fc(x), inplace=True)).add_(x))
 
 
 class GaussianHead(nn.Module):

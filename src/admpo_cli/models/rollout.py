@@ -117,6 +117,9 @@ def rollout(
             keep = (~done).nonzero().squeeze(1)  # the one host sync of a step: the batch shrinks
             if keep.numel() == 0:
                 break
+            if keep.numel() == b:  # nobody finished: no need to compact the cached windows
+                cur = nxt
+                continue
             stepper.keep(keep)
             cur = nxt[keep]
             rows = rows[keep]
