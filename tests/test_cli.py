@@ -69,6 +69,32 @@ def test_bad_dataset_file_gives_exit_2(tmp_path):
     assert r.exit_code == 2 and "has 12 dims, expected 11" in r.output
 
 
+@pytest.mark.parametrize("defect,needle", [
+    ("missing_key", "missing key 'actions'"),
+    ("nan_rows", "rows with NaN/inf (first at row 3)"),
+    ("truncated", "not a readable HDF5 file"),
+])
+def test_defective_files_give_one_line_and_exit_2(tmp_path, defect, needle):
+    p = tmp_path / "d.hdf5"
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(3000, 11)).astype(np.float32)
+    if defect == "nan_rows":
+        obs[3, 0] = np.inf
+    with h5py.File(p, "w") as fh:
+        fh["observations"] = obs
+        fh["next_observations"] = obs
+        if defect != "missing_key":
+            fh["actions"] = np.zeros((3000, 3), np.float32)
+        fh["rewards"] = np.zeros(3000, np.float32)
+        fh["terminals"] = np.zeros(3000, bool)
+    if defect == "truncated":
+        p.write_bytes(p.read_bytes()[:5000])
+    r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", p, "--run", tmp_path / "r")
+    assert r.exit_code == 2, r.output
+    assert needle in r.output and "d.hdf5" in r.output
+    assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
 def test_collect_and_data_info(tmp_path):
     out = tmp_path / "h.hdf5"
     r = invoke("collect", "--env", "hopper", "--steps", 1500, "--out", out, "--seed", 1)
@@ -121,6 +147,15 @@ def test_train_off_mopo_and_bc_through_the_cli(run_with_data, tmp_path):
     # a finished run is not trained again
     r = invoke("train-off", "--run", tmp_path / "r")
     assert r.exit_code == 0 and "already finished" in r.output
+    # its policy drives `admpo collect` (NeoRL-style noisy actions)
+    out = tmp_path / "from-policy.hdf5"
+    r = invoke("collect", "--env", "hopper", "--steps", 400, "--out", out, "--policy",
+               tmp_path / "r" / "policy" / "actor.pt", "--noise")
+    assert r.exit_code == 0, r.output
+    assert "admpo" in r.output  # the policy's origin is reported
+    r = invoke("collect", "--env", "walker2d", "--steps", 10, "--out", out, "--policy",
+               tmp_path / "r" / "policy" / "actor.pt")
+    assert r.exit_code == 2 and "expected 17" in r.output
 
 
 @pytest.mark.slow
@@ -149,3 +184,14 @@ def test_dataset_flag_reads_and_never_collects(tmp_path, hopper_file):
     r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", "hopper-medium-v2", *TINY)
     assert r.exit_code == 2 and "hopper_medium-v2.hdf5 not found" in r.output
     assert not (tmp_path / "data").exists()
+
+
+def test_same_seed_same_numbers(tmp_path, hopper_file):
+    outs = []
+    for name in ("a", "b"):
+        r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, "--run", tmp_path / name,
+                   "--seed", 3, *TINY)
+        assert r.exit_code == 0, r.output
+        lines = (tmp_path / name / "metrics.csv").read_text().splitlines()
+        outs.append([",".join(line.split(",")[:10]) for line in lines])  # all but timings
+    assert outs[0] == outs[1] and len(outs[0]) == 2

@@ -200,3 +200,22 @@ def test_bootrnn_and_ensemble_steppers_shapes():
     ens = Ensemble(3, 2, members=4, elites=2, hidden=8, layers=1)
     mean, var = ens.stepper().step(torch.randn(4, 3), torch.randn(4, 2))
     assert mean.shape == (4, 2, 4)
+
+
+def test_warm_start_continues_from_the_run_model(tmp_path, hopper_file):
+    from admpo_cli.config import resolve
+    from admpo_cli.rundir import RunDir
+    from admpo_cli.stages import fit_model_stage
+
+    sets = ["model.hidden=16", "model.layers=1", "model.head_blocks=1", "model.max_epochs=3",
+            "model.steps_per_epoch=20", f"data.path={hopper_file}"]
+    cfg = resolve("quickstart-hopper", None, sets)
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    first = fit_model_stage(cfg, rd, torch.device("cpu"))
+    warm = resolve("quickstart-hopper", None, [*sets, "model.warm_start=true", "model.max_epochs=1"])
+    second = fit_model_stage(warm, rd, torch.device("cpu"))
+    fresh = fit_model_stage(resolve("quickstart-hopper", None, [*sets, "model.max_epochs=1"]),
+                            RunDir.create_or_open(tmp_path / "f", cfg), torch.device("cpu"))
+    # one epoch from the first fit's weights ends below one epoch from scratch
+    assert second["first_holdout_mse"] < fresh["first_holdout_mse"]
+    assert first["epochs"] == 3 and second["epochs"] == 1

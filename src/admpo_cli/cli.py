@@ -299,7 +299,7 @@ def _run_training(cfg: Config, rd: RunDir, dev, force: bool = False) -> dict:
             bar.update(task, total=total, completed=step)
 
         def on_progress(step: int, row: dict) -> None:
-            info = f"{row.get('updates_per_s', 0):.0f} upd/s"
+            info = f"epoch {row.get('epoch', '?')}  {row.get('updates_per_s', 0):.0f} upd/s"
             if row.get("score_mean") not in (None, ""):
                 info += f"  score {float(row['score_mean']):.1f}"
             elif row.get("return_mean") not in (None, ""):

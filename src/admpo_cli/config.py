@@ -37,6 +37,8 @@ class DataConfig:
     nonfinite: str = "reject"
     # collect: transitions gathered with a random policy when no dataset file exists yet.
     collect_steps: int = 20000
+    # Minari: allow downloading a dataset that is not on disk (needs network and huggingface_hub).
+    download: bool = False
 
 
 @dataclass(frozen=True)

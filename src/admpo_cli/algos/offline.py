@@ -81,6 +81,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     n_real_batch = int(round(B * cfg.train.real_ratio))
 
     step, last_rollout = 0, {}
+    wall0 = 0.0  # training seconds spent before this process (a resumed run)
     acc = {"critic_loss": 0.0, "actor_loss": 0.0, "q_mean": 0.0, "n": 0}
     ckpt_path = run.file(*CKPT)
     metrics = run.file("metrics.csv")
@@ -90,6 +91,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
         model_buf.load_state_dict(ck["model_buffer"])
         set_rng_state(ck["rng"], gen)
         step, acc, last_rollout = int(ck["step"]), dict(ck["acc"]), dict(ck["last_rollout"])
+        wall0 = float(ck.get("wall_s", 0.0))
         truncate_csv_after(metrics, "step", step)
     elif metrics.exists():
         metrics.unlink()  # a fresh run: no rows of an earlier attempt
@@ -99,7 +101,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
         atomic_torch_save(path, {
             "step": step, "agent": agent_state or agent.state_dict(),
             "model_buffer": model_buf.state_dict(), "rng": rng_state(gen), "acc": acc,
-            "last_rollout": last_rollout,
+            "last_rollout": last_rollout, "wall_s": wall0 + time.perf_counter() - t_start,
         })
 
     def policy(o: torch.Tensor) -> torch.Tensor:
@@ -123,6 +125,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     if hooks.on_start:
         hooks.on_start(step, total)
     t_epoch, updates_at = time.perf_counter(), step
+    t_start = t_epoch
     try:
         while step < total:
             if step % cfg.train.rollout_freq == 0:
@@ -167,7 +170,8 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
                            "uncertainty_mean": last_rollout.get("uncertainty_mean", ""),
                            "penalty_mean": last_rollout.get("penalty_mean", ""),
                            "rollout_tps": last_rollout.get("rollout_tps", ""),
-                           "updates_per_s": ups, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                           "updates_per_s": ups, "wall_s": round(wall0 + time.perf_counter() - t_start, 2),
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                     append_csv(metrics, row)
                 if epoch % cfg.train.checkpoint_every == 0 or step == total:
                     save_ckpt()

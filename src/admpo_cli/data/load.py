@@ -47,7 +47,7 @@ def load_dataset(cfg: Config, progress=None) -> tuple[Transitions, dict[str, Any
     else:
         from .minari_io import load_minari
 
-        data, minari_ref = load_minari(path_or_id)
+        data, minari_ref = load_minari(path_or_id, download=cfg.data.download)
         source = f"minari:{path_or_id}"
     data = validate(data, source, spec.obs_dim, spec.act_dim, cfg.data.nonfinite)
     ref = reference_for(cfg.data.task, cfg.data.env, minari_ref)

@@ -39,8 +39,9 @@ def load_minari(dataset_id: str, download: bool = False) -> tuple[Transitions, R
         parts["u"].append(np.asarray(ep.truncations))
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     ref = None
-    meta = getattr(ds.spec, "ref_min_score", None), getattr(ds.spec, "ref_max_score", None)
-    if meta[0] is not None and meta[1] is not None:
-        ref = Reference(float(meta[0]), float(meta[1]), f"Minari metadata of {dataset_id}")
+    meta = ds.storage.metadata
+    lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
+    if lo is not None and hi is not None:
+        ref = Reference(float(lo), float(hi), f"Minari metadata of {dataset_id}")
     data = Transitions(cat["o"], cat["a"], cat["r"], cat["n"], cat["t"], cat["u"], source=f"minari:{dataset_id}")
     return data, ref

@@ -9,30 +9,20 @@ the m open windows' hidden states are carried forward one GRU step at a time (th
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .base import DynamicsModel, Stepper, masked_mse_per_position
-from .common import GaussianHead, gaussian_nll
+from .base import RecurrentModel, Stepper, masked_mse_per_position
+from .common import gaussian_nll
 
 
-class ADM(DynamicsModel):
+class ADM(RecurrentModel):
     kind = "adm"
-
-    def __init__(self, obs_dim: int, act_dim: int, m: int = 5, hidden: int = 200, layers: int = 3,
-                 head_blocks: int = 4, dropout: float = 0.1):
-        super().__init__(obs_dim, act_dim)
-        self.m = m
-        self.hidden = hidden
-        self.layers = layers
-        self.gru = nn.GRU(obs_dim + act_dim, hidden, layers, batch_first=True)
-        self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
 
     def forward(self, s0: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j is the (j+1)-step
         prediction."""
         L = actions.shape[1]
         x = torch.cat([self.norm.obs(s0)[:, None, :].expand(-1, L, -1), self.norm.act(actions)], -1)
-        x = x.to(next(self.gru.parameters()).dtype)
+        x = x.to(self.dtype)
         h, _ = self.gru(x)
         return self.head(h)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import Normalizer
+from .common import GaussianHead, Normalizer
 
 
 class DynamicsModel(nn.Module):
@@ -46,6 +46,24 @@ class DynamicsModel(nn.Module):
 
     def load_meta(self, meta: dict) -> None:
         pass
+
+
+class RecurrentModel(DynamicsModel):
+    """The GRU backbone shared by ADM and the bootstrapping RNN: a GRU over (state, action) inputs and
+    the residual Gaussian head on its outputs (authors' architecture)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, m: int = 5, hidden: int = 200, layers: int = 3,
+                 head_blocks: int = 4, dropout: float = 0.1):
+        super().__init__(obs_dim, act_dim)
+        self.m = m
+        self.hidden = hidden
+        self.layers = layers
+        self.gru = nn.GRU(obs_dim + act_dim, hidden, layers, batch_first=True)
+        self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.gru.weight_ih_l0.dtype
 
 
 class Stepper:

@@ -4,27 +4,17 @@ step from the last state and feeding its own predictions back during roll-outs."
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from .base import DynamicsModel, Stepper, masked_mse_per_position
-from .common import GaussianHead, gaussian_nll
+from .base import RecurrentModel, Stepper, masked_mse_per_position
+from .common import gaussian_nll
 
 
-class BootRNN(DynamicsModel):
+class BootRNN(RecurrentModel):
     kind = "bootrnn"
-
-    def __init__(self, obs_dim: int, act_dim: int, m: int = 5, hidden: int = 200, layers: int = 3,
-                 head_blocks: int = 4, dropout: float = 0.1):
-        super().__init__(obs_dim, act_dim)
-        self.m = m
-        self.hidden = hidden
-        self.layers = layers
-        self.gru = nn.GRU(obs_dim + act_dim, hidden, layers, batch_first=True)
-        self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
 
     def forward(self, states, actions, h=None):
         x = torch.cat([self.norm.obs(states), self.norm.act(actions)], -1)
-        out, h = self.gru(x.to(next(self.gru.parameters()).dtype), h)
+        out, h = self.gru(x.to(self.dtype), h)
         mean, logvar = self.head(out)
         return mean, logvar, h
 
