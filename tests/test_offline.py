@@ -113,3 +113,14 @@ def test_every_offline_preset_resolves_and_starts(name, tmp_path, monkeypatch):
     out = train_offline(cfg, rd, CPU, Hooks(stop_at=2))
     assert out == {"stopped_at": 2}
     assert rd.file("model", "adm.pt").exists()
+
+
+def test_resume_without_saved_buffer_refills_it(tmp_path, hopper_file):
+    cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl",
+                                              "train.checkpoint_buffer=false", "train.rollout_freq=30"])
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    assert train_offline(cfg, rd, CPU, Hooks(stop_at=10)) == {"stopped_at": 10}
+    ck = torch.load(rd.file("checkpoints", "offline.pt"), weights_only=True)
+    assert ck["model_buffer"] == {} and ck["step"] == 10
+    summary = train_offline(cfg, rd, CPU)
+    assert summary["gradient_steps"] == 30 and summary["evaluations"] == 3

@@ -131,6 +131,9 @@ class TrainConfig:
     # Fraction of each SAC batch drawn from the real data.
     real_ratio: float = 0.05
     checkpoint_every: int = 10
+    # Save the model buffer in checkpoints (needed for a resume identical to an uninterrupted run;
+    # without it a resumed run refills the buffer with a fresh roll-out).
+    checkpoint_buffer: bool = True
     # Online (Table 4): env steps, warm-up, updates per env step, model refit/roll-out interval.
     total_steps: int = 50000
     warmup_steps: int = 5000

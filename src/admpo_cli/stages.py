@@ -29,6 +29,11 @@ def dataset_for_run(cfg: Config, run: RunDir) -> Transitions:
                 f"{run.path}: dataset differs from the one this run was made with "
                 f"({old.get('source')}); use another --run"
             )
+    if data.dropped_nonfinite:
+        from .ui import err_console
+
+        err_console.print(f"[yellow]warning:[/yellow] {info['source']}: dropped {data.dropped_nonfinite} rows "
+                          "with NaN/inf (data.nonfinite=drop)")
     info["obs_mean"] = data.observations.mean(0).tolist()
     info["obs_std"] = data.observations.std(0).tolist()
     atomic_write_json(p, info)

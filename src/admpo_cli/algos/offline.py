@@ -88,7 +88,8 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     if ckpt_path.exists():
         ck = torch_load(ckpt_path)
         agent.load_state_dict(ck["agent"])
-        model_buf.load_state_dict(ck["model_buffer"])
+        if ck.get("model_buffer"):
+            model_buf.load_state_dict(ck["model_buffer"])
         set_rng_state(ck["rng"], gen)
         step, acc, last_rollout = int(ck["step"]), dict(ck["acc"]), dict(ck["last_rollout"])
         wall0 = float(ck.get("wall_s", 0.0))
@@ -100,7 +101,8 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     def save_ckpt(path=ckpt_path, agent_state=None) -> None:
         atomic_torch_save(path, {
             "step": step, "agent": agent_state or agent.state_dict(),
-            "model_buffer": model_buf.state_dict(), "rng": rng_state(gen), "acc": acc,
+            "model_buffer": model_buf.state_dict() if cfg.train.checkpoint_buffer else {},
+            "rng": rng_state(gen), "acc": acc,
             "last_rollout": last_rollout, "wall_s": wall0 + time.perf_counter() - t_start,
         })
 
@@ -128,7 +130,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     t_start = t_epoch
     try:
         while step < total:
-            if step % cfg.train.rollout_freq == 0:
+            if step % cfg.train.rollout_freq == 0 or model_buf.size == 0:
                 with torch.no_grad():
                     do_rollout()
             ridx = torch.randint(n_real, (n_real_batch if model_buf.size else B,), device=device, generator=gen)
