@@ -158,9 +158,8 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
                         f"{run.file('checkpoints', 'last_good.pt')}"
                     )
                 last_good = copy.deepcopy(agent.state_dict())
-                elapsed = time.perf_counter() - t_epoch
-                ups = (step - updates_at) / max(elapsed, 1e-9)
-                t_epoch, updates_at = time.perf_counter(), step
+                # updates/s of this epoch's training (roll-outs included, evaluation and checkpoints not)
+                ups = (step - updates_at) / max(time.perf_counter() - t_epoch, 1e-9)
                 acc = {"critic_loss": 0.0, "actor_loss": 0.0, "q_mean": 0.0, "n": 0}
                 row = None
                 if epoch % cfg.eval.every == 0 or step == total:
@@ -179,6 +178,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
                     save_ckpt()
                 if hooks.on_progress:
                     hooks.on_progress(step, row or {"epoch": epoch, **losses, "updates_per_s": ups})
+                t_epoch, updates_at = time.perf_counter(), step
             if hooks.stop_at is not None and step >= hooks.stop_at:
                 return {"stopped_at": step}
     except KeyboardInterrupt:
