@@ -14,6 +14,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from admpo_cli.agents.adam import LeanAdam
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.dataset import Transitions, WindowSampler
 from admpo_cli.models.factory import build_model
@@ -31,7 +32,7 @@ def grad_steps_per_s(kind: str, k_sampling: str, sampler: WindowSampler, seconds
     cfg = ModelConfig(kind=kind, m=5)
     torch.manual_seed(0)
     model = build_model(kind, 11, 3, cfg).train()
-    opt = torch.optim.Adam(model.param_groups(), lr=3e-4, fused=True)
+    opt = LeanAdam.from_groups(model.param_groups(), 3e-4)
     gen = torch.Generator().manual_seed(0)
 
     def step():
@@ -41,7 +42,7 @@ def grad_steps_per_s(kind: str, k_sampling: str, sampler: WindowSampler, seconds
             loss = ((mean[:, -1] - b["target"][:, -1]) ** 2 * torch.exp(-logvar[:, -1]) + logvar[:, -1]).mean()
         else:
             loss = model.train_loss(sampler, 256, k_sampling, gen)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
 

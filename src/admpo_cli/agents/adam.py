@@ -15,8 +15,12 @@ import torch
 
 class LeanAdam:
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, total_steps: int | None = None,
-                 schedule: str = "none"):
+                 schedule: str = "none", weight_decay: list[float] | None = None):
         self.params = [p for p in params]
+        # L2 weight decay per parameter, added to the gradient as torch.optim.Adam's weight_decay does
+        wd = weight_decay or [0.0] * len(self.params)
+        self.decayed = [p for p, d in zip(self.params, wd, strict=True) if d > 0]
+        self.decay = [d for d in wd if d > 0]
         self.base_lr = lr
         self.lr = lr
         self.betas = betas
@@ -34,9 +38,18 @@ class LeanAdam:
         for p in self.params:
             p.grad = None
 
+    @classmethod
+    def from_groups(cls, groups: list[dict], lr: float) -> LeanAdam:
+        """From torch-style parameter groups with an optional per-group weight_decay."""
+        params = [p for g in groups for p in g["params"]]
+        wd = [g.get("weight_decay", 0.0) for g in groups for _ in g["params"]]
+        return cls(params, lr, weight_decay=wd)
+
     @torch.no_grad()
     def step(self) -> None:
         grads = [p.grad for p in self.params]
+        if self.decayed:
+            torch._foreach_add_([p.grad for p in self.decayed], torch._foreach_mul(self.decayed, self.decay))
         torch._foreach_add_(self.steps, 1.0)
         b1, b2 = self.betas
         if self.fused:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..agents.adam import LeanAdam
 from ..config import ModelConfig
 from ..data.dataset import Transitions, WindowSampler, holdout_mask
 from ..errors import DivergenceError
@@ -53,10 +54,7 @@ def fit(
     held = WindowSampler(data, m, hold, device, seed + 1)
     holdout_batch = held.gather(held.starts[0], m)
     gen = torch.Generator().manual_seed(seed)
-    try:  # one fused kernel over all parameters (CPU support since torch 2.4)
-        opt = torch.optim.Adam(model.param_groups(), lr=cfg.lr, fused=True)
-    except (RuntimeError, TypeError):
-        opt = torch.optim.Adam(model.param_groups(), lr=cfg.lr)
+    opt = LeanAdam.from_groups(model.param_groups(), cfg.lr)
     steps = cfg.steps_per_epoch or max(1, train.count(1) // cfg.batch_size) * (
         m if (cfg.k_sampling == "one" and model.kind == "adm") else 1
     )
@@ -72,7 +70,7 @@ def fit(
         total = torch.zeros((), device=device)
         for _ in range(steps):
             loss = model.train_loss(train, cfg.batch_size, cfg.k_sampling, gen)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.detach()
