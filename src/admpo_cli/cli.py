@@ -76,14 +76,13 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cu
 
 def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, need_existing=False):
     """Resolve the config (defaults < preset < --config < --set < flags), open the run, seed, pick device."""
+    from .config import apply_mapping, parse_set
     from .runtime import pick_device, seed_everything
 
     flags = {"data.path": dataset, "run.seed": seed, "run.device": device, **(extra_flags or {})}
     if run is not None and (Path(run) / "config.yaml").exists() and preset is None and config is None:
         # An existing run supplies its own resolved config; flags and --set still apply on top.
         base = RunDir.open(run).config()
-        from .config import apply_mapping, parse_set
-
         cfg = apply_mapping(base, parse_set(sets or []), "--set") if sets else base
         nested: dict = {}
         for key, value in flags.items():

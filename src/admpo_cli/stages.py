@@ -18,9 +18,14 @@ from .ui import progress
 
 def dataset_for_run(cfg: Config, run: RunDir) -> Transitions:
     """Load the run's dataset and record (or check) its fingerprint in dataset.json."""
-    with progress() as bar:
-        task = bar.add_task("collecting data", total=cfg.data.collect_steps, info="")
-        data, info = load_dataset(cfg, progress=lambda n: bar.advance(task, n))
+    from .data.load import default_collect_path
+
+    if cfg.data.benchmark == "collect" and not cfg.data.path and not default_collect_path(cfg).exists():
+        with progress() as bar:
+            task = bar.add_task(f"collecting {default_collect_path(cfg)}", total=cfg.data.collect_steps, info="")
+            data, info = load_dataset(cfg, progress=lambda n: bar.advance(task, n))
+    else:
+        data, info = load_dataset(cfg)
     p = run.file("dataset.json")
     if p.exists():
         old = run.read_json("dataset.json")
