@@ -18,6 +18,7 @@ from admpo_cli.agents.adam import LeanAdam
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.dataset import Transitions, WindowSampler
 from admpo_cli.models.factory import build_model
+from timing import rate
 
 
 def synthetic(n=50_000, obs_dim=11, act_dim=3, episode=1000) -> Transitions:
@@ -46,13 +47,7 @@ def grad_steps_per_s(kind: str, k_sampling: str, sampler: WindowSampler, seconds
         loss.backward()
         opt.step()
 
-    for _ in range(5):
-        step()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    return n / (time.perf_counter() - t0)
+    return rate(step, seconds, warmup=5)
 
 
 @torch.no_grad()

@@ -6,7 +6,6 @@ Batches are index gathers into preallocated tensors, as in training. Run: python
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from rich.console import Console
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from admpo_cli.agents.sac import SAC
 from admpo_cli.config import AgentConfig
+from timing import rate
 
 
 def updates_per_s(seconds: float, auto_alpha: bool) -> float:
@@ -27,13 +27,7 @@ def updates_per_s(seconds: float, auto_alpha: bool) -> float:
         i = torch.randint(n, (256,))
         agent.update(obs[i], act[i], rew[i], obs[i], done[i])
 
-    for _ in range(20):
-        step()
-    k, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        step()
-        k += 1
-    return k / (time.perf_counter() - t0)
+    return rate(step, seconds, warmup=20)
 
 
 def main() -> None:

@@ -74,27 +74,25 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for python, nu
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
 
 
-def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, need_existing=False):
+def _kv_table(title: str, rows) -> Table:
+    table = Table(title=title)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    for k, v in rows:
+        table.add_row(str(k), str(v))
+    return table
+
+
+def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None):
     """Resolve the config (defaults < preset < --config < --set < flags), open the run, seed, pick device."""
-    from .config import apply_mapping, parse_set
     from .runtime import pick_device, seed_everything
 
     flags = {"data.path": dataset, "run.seed": seed, "run.device": device, **(extra_flags or {})}
+    base = None
     if run is not None and (Path(run) / "config.yaml").exists() and preset is None and config is None:
-        # An existing run supplies its own resolved config; flags and --set still apply on top.
+        # An existing run supplies its own resolved config; --set and flags still apply on top.
         base = RunDir.open(run).config()
-        cfg = apply_mapping(base, parse_set(sets or []), "--set") if sets else base
-        nested: dict = {}
-        for key, value in flags.items():
-            if value is not None:
-                section, name = key.split(".")
-                nested.setdefault(section, {})[name] = value
-        if nested:
-            cfg = apply_mapping(cfg, nested, "flag")
-    else:
-        if need_existing and run is not None:
-            RunDir.open(run)
-        cfg = resolve(preset, config, sets, flags)
+    cfg = resolve(preset, config, sets, flags, base=base)
     dev = pick_device(cfg.run.device)
     run_path = Path(run) if run is not None else Path(cfg.run.root) / f"{cfg.preset or cfg.data.task}-s{cfg.run.seed}"
     rd = RunDir.create_or_open(run_path, cfg)
@@ -201,12 +199,7 @@ def collect(
         raise UserError(f"--format: expected d4rl or neorl, got {fmt!r}")
     info = run_collect(env, out, steps, policy, fmt, noise, quality, target_return, train_steps, seed,
                        device or "auto")
-    table = Table(title=f"collected {out}")
-    table.add_column("field")
-    table.add_column("value")
-    for k, v in info.items():
-        table.add_row(k, str(v))
-    console.print(table)
+    console.print(_kv_table(f"collected {out}", info.items()))
 
 
 @data_app.command("info")
@@ -231,9 +224,6 @@ def data_info(
     env = env or next((e for e in ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
                        if e in (task or p.name).lower()), None)
     rets = data.episode_returns()
-    table = Table(title=f"{path}")
-    table.add_column("field")
-    table.add_column("value", overflow="fold")
     rows = [("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim),
             ("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),
             ("timeouts", int(data.timeouts.sum()))]
@@ -243,9 +233,7 @@ def data_info(
         ref = reference_for(task, env) if env else None
         if ref is not None:
             rows.append(("normalised score", f"{normalized_score(float(np.mean(rets)), ref):.1f} ({ref.source})"))
-    for k, v in rows:
-        table.add_row(k, str(v))
-    console.print(table)
+    console.print(_kv_table(path, rows))
 
 
 # ---------------------------------------------------------------- models
@@ -264,14 +252,8 @@ def fit_model(
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, {"model.kind": model})
     with rd.stage(f"fit-model-{cfg.model.kind}", cfg, str(dev)):
         summary = fit_model_stage(cfg, rd, dev)
-    table = Table(title=f"fit-model {summary['kind']} -> {rd.path / 'model' / (summary['kind'] + '.pt')}")
-    table.add_column("field")
-    table.add_column("value")
-    for k, v in summary.items():
-        if isinstance(v, list):
-            v = ", ".join(f"{x:.4g}" for x in v)
-        table.add_row(k, str(v))
-    console.print(table)
+    rows = [(k, ", ".join(f"{x:.4g}" for x in v) if isinstance(v, list) else v) for k, v in summary.items()]
+    console.print(_kv_table(f"fit-model {summary['kind']} -> {rd.path / 'model' / (summary['kind'] + '.pt')}", rows))
 
 
 # ---------------------------------------------------------------- offline training
@@ -311,18 +293,13 @@ def _run_training(cfg: Config, rd: RunDir, dev, force: bool = False) -> dict:
 
 
 def _print_summary(summary: dict, rd: RunDir) -> None:
-    table = Table(title=f"{summary.get('algo')} on {summary.get('task')} -> {rd.path}")
-    table.add_column("field")
-    table.add_column("value", overflow="fold")
-    for k in ("algo", "model", "uncertainty", "seed", "evaluations", "final_score", "final_return",
-              "best_score", "best_return", "gradient_steps"):
-        if k in summary:
-            v = summary[k]
-            table.add_row(k, f"{v:.2f}" if isinstance(v, float) else str(v))
+    keys = ("algo", "model", "uncertainty", "seed", "evaluations", "final_score", "final_return", "best_score",
+            "best_return", "gradient_steps")
+    rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys if k in summary]
     ref = summary.get("reference")
     if ref:
-        table.add_row("reference", f"{ref['random']:g} / {ref['expert']:g} ({ref['source']})")
-    console.print(table)
+        rows.append(("reference", f"{ref['random']:g} / {ref['expert']:g} ({ref['source']})"))
+    console.print(_kv_table(f"{summary.get('algo')} on {summary.get('task')} -> {rd.path}", rows))
 
 
 @app.command("train-off")

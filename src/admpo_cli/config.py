@@ -380,9 +380,10 @@ def resolve(
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
     flags: dict[str, Any] | None = None,
+    base: Config | None = None,
 ) -> Config:
-    """Build a Config: defaults < preset < config file < --set < explicit flags."""
-    cfg = load_preset(preset) if preset else Config()
+    """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < config file < --set < flags."""
+    cfg = load_preset(preset) if preset else (base or Config())
     if config_file:
         mapping = read_yaml(Path(config_file))
         mapping.pop("description", None)

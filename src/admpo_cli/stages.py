@@ -169,11 +169,10 @@ def eval_uncertainty_stage(cfg: Config, run: RunDir, device: torch.device, n_sta
         act_t = torch.as_tensor(data.actions, device=device)
         with progress() as bar:
             task = bar.add_task("fit behaviour policy (BC)", total=cfg.train.bc_steps, info="")
-            for i in range(cfg.train.bc_steps):
-                idx = torch.randint(len(data), (256,), device=device, generator=gen)
-                bc.update(obs_t[idx], act_t[idx])
-                if i % 100 == 0:
-                    bar.update(task, completed=i)
+            for done in range(0, cfg.train.bc_steps, 100):
+                n = min(100, cfg.train.bc_steps - done)
+                bc.train_steps(obs_t, act_t, n, 256, gen)
+                bar.update(task, advance=n)
         save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
     bc_actor, _ = load_policy(bc_path, data.obs_dim)
     bc_actor = bc_actor.to(device)

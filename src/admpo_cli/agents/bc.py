@@ -25,6 +25,15 @@ class BC:
         self.updates += 1
         return {"bc_loss": loss.detach()}
 
+    def train_steps(self, obs: torch.Tensor, act: torch.Tensor, n: int, batch_size: int,
+                    gen: torch.Generator | None = None) -> torch.Tensor:
+        """n updates on minibatches drawn from (obs, act); returns the summed loss (no host sync)."""
+        total = torch.zeros((), device=obs.device)
+        for _ in range(n):
+            idx = torch.randint(len(obs), (batch_size,), device=obs.device, generator=gen)
+            total += self.update(obs[idx], act[idx])["bc_loss"]
+        return total
+
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         return self.actor(obs, deterministic=deterministic, with_logp=False)[0]

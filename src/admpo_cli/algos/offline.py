@@ -214,23 +214,23 @@ def train_bc(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | None
     every = max(total // 10, 1)
     if hooks.on_start:
         hooks.on_start(0, total)
-    loss_acc, t0 = 0.0, time.perf_counter()
-    for step in range(1, total + 1):
-        idx = torch.randint(len(data), (cfg.agent.batch_size,), device=device, generator=gen)
-        loss_acc += bc.update(real["obs"][idx], real["act"][idx])["bc_loss"]
-        if step % every == 0 or step == total:
-            rets = evaluate(lambda o: bc.act(o), spec, cfg.eval.episodes, seed=cfg.run.seed * 100_003 + step,
-                            max_steps=cfg.eval.max_episode_steps, device=device)
-            loss = float(loss_acc) / every
-            if not math.isfinite(loss):
-                raise DivergenceError(f"BC loss is not finite at step {step}")
-            row = {"step": step, "epoch": step // every, **score_row(rets, ref), "bc_loss": loss,
-                   "updates_per_s": every / max(time.perf_counter() - t0, 1e-9),
-                   "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            append_csv(metrics, row)
-            loss_acc, t0 = 0.0, time.perf_counter()
-            if hooks.on_progress:
-                hooks.on_progress(step, row)
+    t0 = time.perf_counter()
+    step = 0
+    while step < total:
+        n = min(every, total - step)
+        loss = float(bc.train_steps(real["obs"], real["act"], n, cfg.agent.batch_size, gen)) / n
+        step += n
+        if not math.isfinite(loss):
+            raise DivergenceError(f"BC loss is not finite at step {step}")
+        rets = evaluate(lambda o: bc.act(o), spec, cfg.eval.episodes, seed=cfg.run.seed * 100_003 + step,
+                        max_steps=cfg.eval.max_episode_steps, device=device)
+        row = {"step": step, "epoch": math.ceil(step / every), **score_row(rets, ref), "bc_loss": loss,
+               "updates_per_s": n / max(time.perf_counter() - t0, 1e-9),
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        append_csv(metrics, row)
+        t0 = time.perf_counter()
+        if hooks.on_progress:
+            hooks.on_progress(step, row)
     save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc")
     save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
     return write_summary(run, cfg, "bc", None, read_rows(metrics), ref, {"gradient_steps": total})

@@ -67,11 +67,6 @@ class Transitions:
             h.update(np.ascontiguousarray(getattr(self, name)).tobytes())
         return h.hexdigest()[:16]
 
-    def subset(self, mask: np.ndarray) -> Transitions:
-        return Transitions(
-            *(getattr(self, f)[mask] for f in FIELDS), source=self.source
-        )
-
 
 def episode_ends(obs, next_obs, terminals, timeouts) -> np.ndarray:
     """An episode ends at a terminal, a timeout, the last row, or where next_obs[i] != obs[i+1].
