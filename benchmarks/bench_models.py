@@ -18,6 +18,7 @@ from admpo_cli.agents.adam import LeanAdam
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.dataset import Transitions, WindowSampler
 from admpo_cli.models.factory import build_model
+from admpo_cli.runtime import keep_heap_memory
 from timing import rate
 
 
@@ -64,6 +65,7 @@ def predictions_per_s(batch: int = 10_000, seconds: float = 3.0) -> float:
 
 
 def main() -> None:
+    keep_heap_memory()  # as the CLI does
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=5.0)
     args = ap.parse_args()

@@ -16,6 +16,7 @@ from rich.table import Table
 from admpo_cli.agents.nets import TanhGaussianActor
 from admpo_cli.models.adm import ADM
 from admpo_cli.models.rollout import cast_model, rollout
+from admpo_cli.runtime import keep_heap_memory
 
 
 def run(batch: int, horizon: int, chunk: int, dtype: str, m: int, unc: str, reps: int) -> float:
@@ -66,6 +67,7 @@ def bf16_accuracy(m: int = 5, batch: int = 2000, steps: int = 10) -> tuple[float
 
 
 def main() -> None:
+    keep_heap_memory()  # as the CLI does
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch", type=int, default=50000)
     ap.add_argument("--horizon", type=int, default=10)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from admpo_cli.agents.sac import SAC
 from admpo_cli.config import AgentConfig
+from admpo_cli.runtime import keep_heap_memory
 from timing import rate
 
 
@@ -31,6 +32,7 @@ def updates_per_s(seconds: float, auto_alpha: bool) -> float:
 
 
 def main() -> None:
+    keep_heap_memory()  # as the CLI does
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=5.0)
     args = ap.parse_args()

@@ -60,7 +60,9 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    pass
+    from .runtime import keep_heap_memory
+
+    keep_heap_memory()
 
 
 # ---------------------------------------------------------------- common options

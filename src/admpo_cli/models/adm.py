@@ -21,10 +21,10 @@ class ADM(RecurrentModel):
         """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j is the (j+1)-step
         prediction."""
         L = actions.shape[1]
-        x = torch.cat([self.norm.obs(s0)[:, None, :].expand(-1, L, -1), self.norm.act(actions)], -1)
-        x = x.to(self.dtype)
-        h, _ = self.gru(x)
-        return self.head(h)
+        # time-major through the GRU and the head; the (B, L) views at the end cost nothing
+        x = torch.cat([self.norm.obs(s0)[None].expand(L, -1, -1), self.norm.act(actions.transpose(0, 1))], -1)
+        mean, logvar = self.head(self.run_gru(x.to(self.dtype)))
+        return mean.transpose(0, 1), logvar.transpose(0, 1)
 
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         if k_sampling == "all":

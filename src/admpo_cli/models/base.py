@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .common import GaussianHead, Normalizer
+from .gru import gru_forward
 
 
 class DynamicsModel(nn.Module):
@@ -64,6 +65,13 @@ class RecurrentModel(DynamicsModel):
     @property
     def dtype(self) -> torch.dtype:
         return self.gru.weight_ih_l0.dtype
+
+    def run_gru(self, x: torch.Tensor) -> torch.Tensor:
+        """x (T, B, in), time-major, from h = 0 -> last layer's outputs (T, B, H). cuDNN on CUDA; on the
+        CPU the hand-written GRU, whose backward is ~15 % faster than nn.GRU's there."""
+        if x.is_cuda:
+            return self.gru(x.transpose(0, 1))[0].transpose(0, 1)
+        return gru_forward(self.gru, x)
 
 
 class Stepper:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,23 +39,47 @@ class Normalizer(nn.Module):
         return (x - self.act_mean) / self.act_std
 
 
-class FastDropout(nn.Module):
-    """Dropout whose mask comes from 16-bit slices of 64-bit random integers: four mask entries per
-    random draw. The CPU's Bernoulli sampler was 12 % of an ADM gradient step. The rate is p rounded to a
-    multiple of 1/65536 (0.1 -> 0.100006)."""
+def dropout_masks(n: int, shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
+    """n inverted-dropout masks (n, *shape) holding 0 or 1/(1-p), each entry from 16 random bits (p is
+    rounded to a multiple of 1/65536: 0.1 -> 0.100006).
 
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-        self.threshold = int(round(p * 65536)) - 32768
+    On the CPU the bits come from numpy's SFC64, seeded by one draw from torch's generator (so
+    torch.manual_seed still fixes them): torch's CPU generator is sequential and took 0.9 ms for the
+    four masks of an ADM step, and turning a bool mask into floats cost as much again."""
+    numel = n * math.prod(shape)
+    draws = (numel + 3) // 4
+    if torch.device(device).type == "cpu":
+        seed = int(torch.randint(0, 2**62, (1,)))
+        raw = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw(draws)
+        bits = torch.from_numpy(raw.view(np.int16))
+    else:
+        bits = torch.randint(-(2**63), 2**63 - 1, (draws,), dtype=torch.int64, device=device).view(torch.int16)
+    mask = torch.empty(n, *shape, device=device)
+    torch.ge(bits[:numel].view(n, *shape), int(round(p * 65536)) - 32768, out=mask)
+    return mask.mul_(1.0 / (1.0 - p))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        n = x.numel()
-        bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-        keep = bits.view(torch.int16)[:n].view(x.shape) >= self.threshold
-        return torch.where(keep, x * (1.0 / (1.0 - self.p)), 0.0)
+
+class _ResidualBlockFunction(torch.autograd.Function):
+    """LayerNorm(x + mask * silu(x W^T + b)) with a hand-written backward: autograd's version spends more
+    time in elementwise passes over (rows, width) than in the block's matrix products."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, gamma, beta, mask, eps: float):
+        u = torch.addmm(bias, x, weight.t())
+        a = F.silu(u)
+        s = x + a if mask is None else torch.addcmul(x, a, mask)
+        y, mu, rstd = torch.native_layer_norm(s, (x.shape[-1],), gamma, beta, eps)
+        ctx.save_for_backward(x, weight, gamma, beta, mask, u, s, mu, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, gamma, beta, mask, u, s, mu, rstd = ctx.saved_tensors
+        ds, dgamma, dbeta = torch.ops.aten.native_layer_norm_backward(
+            dy.contiguous(), s, (x.shape[-1],), mu, rstd, gamma, beta, (True, True, True))
+        du = torch.ops.aten.silu_backward(ds if mask is None else ds * mask, u)
+        dx = torch.addmm(ds, du, weight)
+        return dx, du.t() @ x, du.sum(0), dgamma, dbeta, None, None
 
 
 class ResidualBlock(nn.Module):
@@ -60,14 +87,20 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int, dropout: float):
         super().__init__()
         self.fc = nn.Linear(width, width)
-        self.drop = FastDropout(dropout)
+        self.p = dropout
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask: this block's dropout mask (rows, width) when dropout is on (see GaussianHead)."""
         if torch.is_grad_enabled():
-            return self.norm(x + self.drop(F.silu(self.fc(x))))
+            shape = x.shape
+            y = _ResidualBlockFunction.apply(x.reshape(-1, shape[-1]), self.fc.weight, self.fc.bias,
+                                             self.norm.weight, self.norm.bias,
+                                             None if mask is None else mask.reshape(-1, shape[-1]), self.norm.eps)
+            return y.view(shape)
         # roll-outs: the same in place, no temporaries of (rows, width)
-        return self.norm(self.drop(F.silu(self.fc(x), inplace=True)).add_(x))
+        a = F.silu(self.fc(x), inplace=True)
+        return self.norm(a.add_(x) if mask is None else a.mul_(mask).add_(x))
 
 
 class GaussianHead(nn.Module):
@@ -81,7 +114,14 @@ class GaussianHead(nn.Module):
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.out(self.blocks(h)).chunk(2, dim=-1)
+        blocks = list(self.blocks)
+        p = blocks[0].p if blocks else 0.0
+        masks = [None] * len(blocks)
+        if self.training and p > 0.0:
+            masks = dropout_masks(len(blocks), h.shape, p, h.device).to(h.dtype).unbind(0)
+        for block, mask in zip(blocks, masks, strict=True):
+            h = block(h, mask)
+        mean, logvar = self.out(h).chunk(2, dim=-1)
         return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
 
     def bound_penalty(self) -> torch.Tensor:
