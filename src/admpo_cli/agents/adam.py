@@ -46,10 +46,14 @@ class LeanAdam:
         return cls(params, lr, weight_decay=wd)
 
     @torch.no_grad()
-    def step(self) -> None:
-        grads = [p.grad for p in self.params]
+    def step(self, grads: list[torch.Tensor] | None = None) -> None:
+        """grads: the gradients in the order of the parameters (default: each parameter's .grad)."""
+        if grads is None:
+            grads = [p.grad for p in self.params]
         if self.decayed:
-            torch._foreach_add_([p.grad for p in self.decayed], torch._foreach_mul(self.decayed, self.decay))
+            ids = {id(p) for p in self.decayed}
+            decayed_grads = [g for p, g in zip(self.params, grads, strict=True) if id(p) in ids]
+            torch._foreach_add_(decayed_grads, torch._foreach_mul(self.decayed, self.decay))
         torch._foreach_add_(self.steps, 1.0)
         b1, b2 = self.betas
         if self.fused:

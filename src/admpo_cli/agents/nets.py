@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+from .backprop import LOG_STD_MAX, LOG_STD_MIN, fused_backward, fused_forward
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
@@ -18,6 +18,13 @@ def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
         d_in = h
     layers.append(nn.Linear(d_in, d_out))
     return nn.Sequential(*layers)
+
+
+def squashed_log_prob(u: torch.Tensor, log_std: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """log-density of a = tanh(u), u = mu + std * eps: log N(u; mu, std) - sum log(1 - tanh(u)^2), with
+    (u - mu) / std = eps and the correction in the stable form 2 (log 2 - u - softplus(-2u))."""
+    per = (-0.5 * eps.square() - log_std) - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
+    return per.sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
 
 
 class TanhGaussianActor(nn.Module):
@@ -31,15 +38,12 @@ class TanhGaussianActor(nn.Module):
         if deterministic:
             return torch.tanh(mu), None
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        std = log_std.exp()
-        u = mu + std * torch.randn_like(mu)
+        eps = torch.randn_like(mu)
+        u = torch.addcmul(mu, log_std.exp(), eps)
         a = torch.tanh(u)
         if not with_logp:
             return a, None
-        # log N(u; mu, std) - sum log(1 - tanh(u)^2), the latter in the stable softplus form.
-        logp = (-0.5 * ((u - mu) / std).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
-        logp = logp - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
-        return a, logp
+        return a, squashed_log_prob(u, log_std, eps)
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         mu, log_std = self.net(obs).chunk(2, -1)
@@ -48,6 +52,27 @@ class TanhGaussianActor(nn.Module):
         u = torch.atanh(a)
         logp = (-0.5 * ((u - mu) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         return logp - torch.log1p(-a.pow(2) + 1e-6).sum(-1)
+
+
+class _FusedMLPFunction(torch.autograd.Function):
+    """The fused critics under autograd, with the hand-written passes of agents/backprop.py; the
+    backward skips what is not asked for (the weight gradients in the actor's loss)."""
+
+    @staticmethod
+    def forward(ctx, x, *params):
+        L = len(params) // 2
+        hs, out = fused_forward(x, list(params[:L]), list(params[L:]))
+        ctx.save_for_backward(*params[:L], *hs)
+        return out
+
+    @staticmethod
+    def backward(ctx, dy):
+        saved = ctx.saved_tensors
+        L = len(saved) // 2
+        need = ctx.needs_input_grad
+        gws, gbs, dx = fused_backward(list(saved[L:]), list(saved[:L]), dy, need_params=any(need[1:]),
+                                      need_x=need[0])
+        return (dx, *gws, *gbs)
 
 
 class FusedCritics(nn.Module):
@@ -68,12 +93,10 @@ class FusedCritics(nn.Module):
             self.biases.append(nn.Parameter(bias))
         self.n = n
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """-> (n, B) Q-values."""
-        x = torch.cat([obs, act], -1).unsqueeze(0).expand(self.n, -1, -1)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = torch.relu(x)
-        return x.squeeze(-1)
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        """-> (n, B) Q-values. frozen: no gradients for the critics' own parameters (the actor's loss)."""
+        x = torch.cat([obs, act], -1)
+        params = [*self.weights, *self.biases]
+        if frozen:
+            params = [p.detach() for p in params]
+        return _FusedMLPFunction.apply(x, *params).squeeze(-1)

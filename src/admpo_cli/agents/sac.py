@@ -10,6 +10,7 @@ import torch
 
 from ..config import AgentConfig
 from .adam import LeanAdam
+from .backprop import ActorSample, fused_backward, fused_forward
 from .nets import FusedCritics, TanhGaussianActor
 
 
@@ -31,6 +32,11 @@ class SAC:
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
         self._tgt = list(self.critic_target.parameters())
         self._src = list(self.critic.parameters())
+        # views of the parameters for the hand-written passes (nn.Linear order: weight, bias per layer)
+        linears = [m for m in self.actor.net if isinstance(m, torch.nn.Linear)]
+        self._actor_w, self._actor_b = [m.weight for m in linears], [m.bias for m in linears]
+        self._critic_w, self._critic_b = list(self.critic.weights), list(self.critic.biases)
+        self._target_w, self._target_b = list(self.critic_target.weights), list(self.critic_target.biases)
         self.updates = 0
 
     @property
@@ -41,41 +47,43 @@ class SAC:
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor(obs, deterministic=deterministic, with_logp=False)[0]
 
+    @torch.no_grad()
     def update(self, obs, act, rew, next_obs, done, update_actor: bool = True) -> dict[str, torch.Tensor]:
-        """One SAC update on a batch. Returns detached tensors; the caller decides when to read them."""
+        """One SAC update on a batch (critic, then actor and alpha with the updated critic, then the
+        targets), back-propagated by hand (agents/backprop.py; tested equal to autograd). Returns detached
+        tensors; the caller decides when to read them."""
         cfg = self.cfg
-        alpha = self.alpha
-        with torch.no_grad():
-            next_a, next_logp = self.actor(next_obs)
-            q_next = self.critic_target(next_obs, next_a).amin(0) - alpha * next_logp
-            y = rew + cfg.gamma * (1.0 - done) * q_next
-        q = self.critic(obs, act)
-        critic_loss = (q - y).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad()
-        critic_loss.backward()
-        self.critic_opt.step()
-        out = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        B = obs.shape[0]
+        alpha = self.log_alpha.exp()
+        aw, ab = self._actor_w, self._actor_b
+        cw, cb = self._critic_w, self._critic_b
+        nxt = ActorSample(aw, ab, next_obs, keep=False)
+        _, q_next = fused_forward(torch.cat([next_obs, nxt.a], -1), self._target_w, self._target_b)
+        soft_v = torch.addcmul(q_next.squeeze(-1).amin(0), alpha, nxt.logp, value=-1.0)
+        y = torch.addcmul(rew, torch.rsub(done, 1.0).mul_(cfg.gamma), soft_v)
+
+        hs, q = fused_forward(torch.cat([obs, act], -1), cw, cb)
+        diff = q.squeeze(-1).sub_(y)  # (n, B)
+        critic_loss = diff.square().sum() / B
+        out = {"critic_loss": critic_loss, "q_mean": (diff + y).mean()}
+        gw, gb, _ = fused_backward(hs, cw, diff.mul(2.0 / B).unsqueeze(-1))
+        self.critic_opt.step(gw + gb)
+
         if update_actor:
-            a, logp = self.actor(obs)
-            # Frozen critic: the actor's backward skips the critic's weight gradients (a third of its cost).
-            for p in self._src:
-                p.requires_grad_(False)
-            q_pi = self.critic(obs, a).amin(0)
-            for p in self._src:
-                p.requires_grad_(True)
-            actor_loss = (alpha * logp - q_pi).mean()
-            self.actor_opt.zero_grad()
-            actor_loss.backward()
-            self.actor_opt.step()
-            out["actor_loss"] = actor_loss.detach()
-            out["entropy"] = -logp.detach().mean()
+            cur = ActorSample(aw, ab, obs, keep=True)
+            hs, q_pi = fused_forward(torch.cat([obs, cur.a], -1), cw, cb)
+            q_min, idx = q_pi.squeeze(-1).min(0)
+            out["actor_loss"] = (alpha * cur.logp - q_min).mean()
+            out["entropy"] = -cur.logp.mean()
+            # L = mean(alpha logp - min_i Q_i): -1/B flows into the smaller critic of each row
+            d_q = torch.zeros_like(q_pi).scatter_(0, idx.view(1, B, 1), -1.0 / B)
+            _, _, g_x = fused_backward(hs, cw, d_q, need_params=False, need_x=True)
+            gw, gb = cur.backward(aw, g_x[:, self.obs_dim :], alpha / B)
+            self.actor_opt.step([g for pair in zip(gw, gb, strict=True) for g in pair])
             if cfg.auto_alpha:
-                alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-                self.alpha_opt.zero_grad()
-                alpha_loss.backward()
-                self.alpha_opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(self._tgt, self._src, cfg.tau)
+                # d/d log_alpha of -mean(log_alpha (logp + target entropy))
+                self.alpha_opt.step([out["entropy"] - self.target_entropy])
+        torch._foreach_lerp_(self._tgt, self._src, cfg.tau)
         self.updates += 1
         return out
 
