@@ -1,6 +1,7 @@
 """SAC update throughput: batch 256, actor and two critics 256x256 (paper Table 3), Hopper dimensions.
 
-Batches are index gathers into preallocated tensors, as in training. Run: python benchmarks/bench_sac.py
+A batch is one row gather from a preallocated table with column views, as in training.
+Run: python benchmarks/bench_sac.py
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from admpo_cli.agents.sac import SAC
+from admpo_cli.algos.buffers import KEYS, TransitionTable
 from admpo_cli.config import AgentConfig
 from admpo_cli.runtime import keep_heap_memory
 from timing import rate
@@ -21,12 +23,13 @@ def updates_per_s(seconds: float, auto_alpha: bool) -> float:
     torch.manual_seed(0)
     agent = SAC(11, 3, AgentConfig(auto_alpha=auto_alpha), torch.device("cpu"), 100_000)
     n = 100_000
-    obs, act = torch.randn(n, 11), torch.rand(n, 3) * 2 - 1
-    rew, done = torch.randn(n), torch.zeros(n)
+    obs = torch.randn(n, 11)
+    data = TransitionTable.of({"obs": obs, "act": torch.rand(n, 3) * 2 - 1, "rew": torch.randn(n),
+                               "next_obs": obs.roll(-1, 0), "done": torch.zeros(n)})
 
-    def step():
-        i = torch.randint(n, (256,))
-        agent.update(obs[i], act[i], rew[i], obs[i], done[i])
+    def step():  # as the training loop samples: one row gather, column views
+        batch = data.split(data.table[torch.randint(n, (256,))])
+        agent.update(*(batch[k] for k in KEYS))
 
     return rate(step, seconds, warmup=20)
 

@@ -124,3 +124,28 @@ def test_resume_without_saved_buffer_refills_it(tmp_path, hopper_file):
     assert ck["model_buffer"] == {} and ck["step"] == 10
     summary = train_offline(cfg, rd, CPU)
     assert summary["gradient_steps"] == 30 and summary["evaluations"] == 3
+
+
+def test_transition_table_rows_split_and_ring_buffer_round_trip():
+    from admpo_cli.algos.buffers import KEYS, RingBuffer, TransitionTable
+
+    g = torch.Generator().manual_seed(0)
+    fields = {"obs": torch.randn(10, 3, generator=g), "act": torch.randn(10, 2, generator=g),
+              "rew": torch.randn(10, generator=g), "next_obs": torch.randn(10, 3, generator=g),
+              "done": (torch.rand(10, generator=g) < 0.3).float()}
+    table = TransitionTable.of(fields)
+    assert table.table.shape == (10, 3 + 2 + 1 + 3 + 1)
+    idx = torch.tensor([7, 0, 7, 4])
+    batch = table.split(table.table[idx])
+    for k in KEYS:
+        torch.testing.assert_close(batch[k], fields[k][idx])
+        torch.testing.assert_close(table.data[k], fields[k])
+    buf = RingBuffer(6, 3, 2, torch.device("cpu"))
+    buf.add({k: v[:4] for k, v in fields.items()})
+    buf.add({k: v[4:9] for k, v in fields.items()})  # wraps: keeps rows 3..8
+    assert buf.size == 6
+    kept = sorted(buf.data["rew"].tolist())
+    assert kept == sorted(fields["rew"][3:9].tolist())
+    other = RingBuffer(6, 3, 2, torch.device("cpu"))
+    other.load_state_dict(buf.state_dict())
+    assert torch.equal(other.store.table, buf.store.table) and other.ptr == buf.ptr

@@ -97,11 +97,12 @@ class ActorSample:
             self.hs, self.log_std, self.noise = hs, log_std, noise
             self.clamped = raw  # compared with log_std in the backward: equal where the clamp passed
 
-    def backward(self, ws, g_a: torch.Tensor, g_logp: torch.Tensor):
+    def backward(self, ws, g_a: torch.Tensor, g_logp: torch.Tensor, start: int = 0):
         """Gradients of the actor's parameters from dL/da (B, k) and dL/dlogp (a scalar tensor, the
-        same for every row)."""
-        a = self.a
+        same for every row), for the rows from `start` on (the others do not enter the loss)."""
+        a, noise = self.a[start:], self.noise[start:]
         # a = tanh(u): da/du = 1 - a^2; d logp/du = 2 tanh(u) = 2a; u = mu + noise, noise = exp(log_std) eps
         g_u = torch.addcmul(g_a, g_a, a.square(), value=-1.0).add_(a * (2.0 * g_logp))
-        g_ls = torch.mul(g_u, self.noise).sub_(g_logp).mul_(self.clamped == self.log_std)
-        return mlp_backward(self.hs, ws, torch.cat([g_u, g_ls], -1))
+        passed = self.clamped[start:] == self.log_std[start:]
+        g_ls = torch.mul(g_u, noise).sub_(g_logp).mul_(passed)
+        return mlp_backward([h[start:] for h in self.hs], ws, torch.cat([g_u, g_ls], -1))

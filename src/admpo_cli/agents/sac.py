@@ -57,9 +57,10 @@ class SAC:
         alpha = self.log_alpha.exp()
         aw, ab = self._actor_w, self._actor_b
         cw, cb = self._critic_w, self._critic_b
-        nxt = ActorSample(aw, ab, next_obs, keep=False)
-        _, q_next = fused_forward(torch.cat([next_obs, nxt.a], -1), self._target_w, self._target_b)
-        soft_v = torch.addcmul(q_next.squeeze(-1).amin(0), alpha, nxt.logp, value=-1.0)
+        # one actor pass for the target's next actions and the actor's loss (same parameters for both)
+        pi = ActorSample(aw, ab, torch.cat([next_obs, obs]) if update_actor else next_obs, keep=update_actor)
+        _, q_next = fused_forward(torch.cat([next_obs, pi.a[:B]], -1), self._target_w, self._target_b)
+        soft_v = torch.addcmul(q_next.squeeze(-1).amin(0), alpha, pi.logp[:B], value=-1.0)
         y = torch.addcmul(rew, torch.rsub(done, 1.0).mul_(cfg.gamma), soft_v)
 
         hs, q = fused_forward(torch.cat([obs, act], -1), cw, cb)
@@ -70,15 +71,15 @@ class SAC:
         self.critic_opt.step(gw + gb)
 
         if update_actor:
-            cur = ActorSample(aw, ab, obs, keep=True)
-            hs, q_pi = fused_forward(torch.cat([obs, cur.a], -1), cw, cb)
+            a, logp = pi.a[B:], pi.logp[B:]
+            hs, q_pi = fused_forward(torch.cat([obs, a], -1), cw, cb)
             q_min, idx = q_pi.squeeze(-1).min(0)
-            out["actor_loss"] = (alpha * cur.logp - q_min).mean()
-            out["entropy"] = -cur.logp.mean()
+            out["actor_loss"] = (alpha * logp - q_min).mean()
+            out["entropy"] = -logp.mean()
             # L = mean(alpha logp - min_i Q_i): -1/B flows into the smaller critic of each row
             d_q = torch.zeros_like(q_pi).scatter_(0, idx.view(1, B, 1), -1.0 / B)
             _, _, g_x = fused_backward(hs, cw, d_q, need_params=False, need_x=True)
-            gw, gb = cur.backward(aw, g_x[:, self.obs_dim :], alpha / B)
+            gw, gb = pi.backward(aw, g_x[:, self.obs_dim :], alpha / B, start=B)
             self.actor_opt.step([g for pair in zip(gw, gb, strict=True) for g in pair])
             if cfg.auto_alpha:
                 # d/d log_alpha of -mean(log_alpha (logp + target entropy))

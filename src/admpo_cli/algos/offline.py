@@ -24,7 +24,7 @@ from ..evaluate.policy import evaluate, score_row
 from ..models.rollout import cast_model, default_uncertainty, rollout
 from ..rundir import RunDir, append_csv, atomic_torch_save, torch_load, truncate_csv_after
 from ..stages import dataset_for_run, fit_model_stage, require_model
-from .buffers import RingBuffer, tensors_of
+from .buffers import KEYS, RingBuffer, table_of
 from .common import read_rows, rng_state, save_policy, set_rng_state, write_summary
 
 CKPT = ("checkpoints", "offline.pt")
@@ -69,7 +69,8 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     total = cfg.train.epochs * cfg.train.steps_per_epoch
     agent = SAC(data.obs_dim, data.act_dim, cfg.agent, device,
                 total_actor_updates=math.ceil(total / cfg.agent.actor_update_every))
-    real = tensors_of(data, device)
+    real_table = table_of(data, device)
+    real = real_table.data
     n_real = len(data)
     rollout_cap = cfg.rollout.batch_size * cfg.rollout.horizon * cfg.train.model_retain_epochs
     model_buf = RingBuffer(rollout_cap, data.obs_dim, data.act_dim, device)
@@ -134,13 +135,12 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
                 with torch.no_grad():
                     do_rollout()
             ridx = torch.randint(n_real, (n_real_batch if model_buf.size else B,), device=device, generator=gen)
+            rows = real_table.table[ridx]
             if model_buf.size and B - n_real_batch > 0:
                 midx = model_buf.sample_idx(B - n_real_batch, gen)
-                batch = [torch.cat([real[k][ridx], model_buf.data[k][midx]]) for k in
-                         ("obs", "act", "rew", "next_obs", "done")]
-            else:
-                batch = [real[k][ridx] for k in ("obs", "act", "rew", "next_obs", "done")]
-            out = agent.update(*batch, update_actor=(step % cfg.agent.actor_update_every == 0))
+                rows = torch.cat([rows, model_buf.store.table[midx]])
+            batch = real_table.split(rows)
+            out = agent.update(*(batch[k] for k in KEYS), update_actor=(step % cfg.agent.actor_update_every == 0))
             acc["critic_loss"] += out["critic_loss"]
             acc["q_mean"] += out["q_mean"]
             if "actor_loss" in out:
@@ -204,7 +204,7 @@ def train_bc(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | None
     spec = spec_for(cfg.data)
     ref = reference_for(cfg.data.task, cfg.data.env)
     bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.agent.actor_lr * 10, device)
-    real = tensors_of(data, device)
+    real = table_of(data, device).data
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
     metrics = run.file("metrics.csv")

@@ -11,7 +11,7 @@ from ..agents.sac import SAC
 from ..config import AgentConfig
 from ..envs.registry import EnvSpec, make_env
 from ..evaluate.policy import evaluate
-from .buffers import RingBuffer
+from .buffers import KEYS, RingBuffer
 
 
 def train_sac_online(
@@ -46,7 +46,8 @@ def train_sac_online(
         obs = env.reset()[0] if (term or trunc) else nxt
         if t > warmup:
             idx = buf.sample_idx(cfg.batch_size)
-            agent.update(*(buf.data[k][idx] for k in ("obs", "act", "rew", "next_obs", "done")))
+            batch = buf.store.split(buf.store.table[idx])
+            agent.update(*(batch[k] for k in KEYS))
         if t % eval_every == 0:
             ret = float(np.mean(evaluate(lambda o: agent.act(o, deterministic=True), spec, eval_episodes,
                                          seed=seed + t, device=device)))
