@@ -19,8 +19,7 @@ class LeanAdam:
         self.params = [p for p in params]
         # L2 weight decay per parameter, added to the gradient as torch.optim.Adam's weight_decay does
         wd = weight_decay or [0.0] * len(self.params)
-        self.decayed = [p for p, d in zip(self.params, wd, strict=True) if d > 0]
-        self.decay = [d for d in wd if d > 0]
+        self.wd = [float(d) for d in wd]
         self.base_lr = lr
         self.lr = lr
         self.betas = betas
@@ -33,6 +32,13 @@ class LeanAdam:
         self.steps = [torch.zeros((), dtype=torch.float32, device=dev) for _ in self.params]
         self.t = 0
         self.fused = hasattr(torch, "_fused_adam_")
+        # the fused kernel applies one decay per call: one call per distinct value, its tensors listed once
+        by_decay: dict[float, list[int]] = {}
+        for i, d in enumerate(self.wd):
+            by_decay.setdefault(d, []).append(i)
+        self.groups = [(d, idx, *([xs[i] for i in idx] for xs in (self.params, self.exp_avg, self.exp_avg_sq,
+                                                                  self.steps)))
+                       for d, idx in by_decay.items()]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -50,16 +56,15 @@ class LeanAdam:
         """grads: the gradients in the order of the parameters (default: each parameter's .grad)."""
         if grads is None:
             grads = [p.grad for p in self.params]
-        if self.decayed:
-            ids = {id(p) for p in self.decayed}
-            decayed_grads = [g for p, g in zip(self.params, grads, strict=True) if id(p) in ids]
-            torch._foreach_add_(decayed_grads, torch._foreach_mul(self.decayed, self.decay))
         torch._foreach_add_(self.steps, 1.0)
         b1, b2 = self.betas
         if self.fused:
-            torch._fused_adam_(self.params, grads, self.exp_avg, self.exp_avg_sq, [], self.steps, lr=self.lr,
-                               beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False)
+            for decay, idx, params, exp_avg, exp_avg_sq, steps in self.groups:
+                g = grads if len(idx) == len(grads) else [grads[i] for i in idx]
+                torch._fused_adam_(params, g, exp_avg, exp_avg_sq, [], steps, lr=self.lr, beta1=b1, beta2=b2,
+                                   weight_decay=decay, eps=self.eps, amsgrad=False, maximize=False)
         else:
+            grads = [g.add(p, alpha=d) if d else g for p, g, d in zip(self.params, grads, self.wd, strict=True)]
             step = float(self.steps[0])
             torch._foreach_lerp_(self.exp_avg, grads, 1 - b1)
             torch._foreach_mul_(self.exp_avg_sq, b2)

@@ -195,12 +195,16 @@ class WindowSampler:
         if len(self.starts[0]) == 0:
             raise UserError(f"{data.source}: no transitions to sample windows from")
         self.n = len(data)
-        self.obs = torch.as_tensor(data.observations, device=self.device)
-        self.act = torch.as_tensor(data.actions, device=self.device)
-        self.rew = torch.as_tensor(data.rewards, device=self.device)
-        self.next_obs = torch.as_tensor(data.next_observations, device=self.device)
-        self.remaining = torch.as_tensor(remaining, device=self.device)
+        # one row per transition, [obs | act | next_obs | rew | steps to the episode end], so that a batch
+        # of windows is a single gather (five gathers were ~5 % of an ensemble gradient step)
+        d, a = data.obs_dim, data.act_dim
+        self.table = torch.as_tensor(np.concatenate([
+            data.observations, data.actions, data.next_observations, data.rewards[:, None],
+            remaining[:, None]], 1).astype(np.float32), device=self.device)
+        self.cols = {"obs": slice(0, d), "act": slice(d, d + a), "next_obs": slice(d + a, 2 * d + a),
+                     "target": slice(d + a, 2 * d + a + 1), "remaining": 2 * d + a + 1}
         self.offsets = torch.arange(m, device=self.device)
+        self.offsets_f = self.offsets.float()
         self.gen = torch.Generator(device=self.device)
         self.gen.manual_seed(seed)
 
@@ -215,13 +219,14 @@ class WindowSampler:
 
     def gather(self, t: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
         """Windows of `length` steps from starts t; positions past the episode end are masked out."""
-        idx = (t[:, None] + self.offsets[:length]).clamp_max(self.n - 1)
-        s0 = self.obs[t]
-        mask = self.offsets[:length][None, :] < self.remaining[t][:, None]
-        target_state = self.next_obs[idx] - s0[:, None, :]
-        target = torch.cat([target_state, self.rew[idx][..., None]], dim=-1)
-        return {"s0": s0, "actions": self.act[idx], "target": target, "mask": mask,
-                "next_states": self.next_obs[idx]}
+        c = self.cols
+        rows = self.table[(t[:, None] + self.offsets[:length]).clamp_max(self.n - 1)]  # (B, L, D)
+        s0 = rows[:, 0, c["obs"]]
+        mask = self.offsets_f[:length][None, :] < rows[:, 0, c["remaining"], None]
+        # (next state - s0, reward): s0 padded with a 0 under the reward column
+        target = rows[..., c["target"]] - torch.nn.functional.pad(s0, (0, 1))[:, None, :]
+        return {"s0": s0, "actions": rows[..., c["act"]], "target": target, "mask": mask,
+                "next_states": rows[..., c["next_obs"]]}
 
     def sample_all(self, batch: int) -> dict[str, torch.Tensor]:
         """Windows of length m from any start; mask[:, k-1] tells whether the k-step target exists."""
