@@ -84,55 +84,75 @@ class ADMStepper(Stepper):
         self.S_raw = None
 
     def _alloc(self, B: int, like: torch.Tensor) -> None:
+        # slot-major (m, B, ...): the open slots and the slot opened this step are contiguous row blocks
         m, mdl = self.model.m, self.model
-        self.S_raw = like.new_zeros(B, m, mdl.obs_dim, dtype=torch.float32)
-        self.S_proj = like.new_zeros(B, m, 3 * mdl.hidden, dtype=self.dtype)
-        self.H = [like.new_zeros(B, m, mdl.hidden, dtype=self.dtype) for _ in range(mdl.layers)]
+        self.S_raw = like.new_zeros(m, B, mdl.obs_dim, dtype=torch.float32)
+        self.S_proj = like.new_zeros(m, B, 3 * mdl.hidden, dtype=self.dtype)
+        self.H = [like.new_zeros(m, B, mdl.hidden, dtype=self.dtype) for _ in range(mdl.layers)]
         self.g = 0
 
+    @torch.no_grad()
     def start(self, hist_obs, hist_act):
+        """Feed the real history: the windows' hidden states only; no heads, and only the windows
+        already open (the first history step has one, the second two, ...)."""
         self._alloc(hist_obs.shape[0], hist_obs)
         for i in range(hist_obs.shape[1]):
-            self.step(hist_obs[:, i], hist_act[:, i])
+            self._advance(hist_obs[:, i], hist_act[:, i])
 
-    def _cell(self, gi: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
-        """gi: input projection without bias (N, 3H), modified in place -> new hidden state."""
+    def _cell(self, gi: torch.Tensor, h: torch.Tensor, layer: int, new: tuple[int, int]) -> torch.Tensor:
+        """gi: input projection without bias (N, 3H), modified in place -> new hidden state. Rows
+        new[0]:new[1] belong to the window opened this step, whose h is 0: no recurrent product there."""
         hd = self.model.hidden
         w_hh = self.w_hh[layer]
-        # h's share of r and z accumulates into gi in place: no separate (N, 2H) buffer.
-        rz = gi[:, : 2 * hd].addmm_(h, w_hh[:, : 2 * hd]).add_(self.b_rz[layer]).sigmoid_()
-        h_n = torch.addmm(self.b_hh_n[layer], h, w_hh[:, 2 * hd :])
+        h_n = torch.empty_like(h)
+        for lo, hi in ((0, new[0]), (new[1], h.shape[0])):
+            if hi > lo:
+                # h's share of r and z accumulates into gi in place: no separate (N, 2H) buffer
+                gi[lo:hi, : 2 * hd].addmm_(h[lo:hi], w_hh[:, : 2 * hd])
+                torch.addmm(self.b_hh_n[layer], h[lo:hi], w_hh[:, 2 * hd :], out=h_n[lo:hi])
+        h_n[new[0] : new[1]] = self.b_hh_n[layer]
+        rz = gi[:, : 2 * hd].add_(self.b_rz[layer]).sigmoid_()
         n = gi[:, 2 * hd :].add_(self.b_ih_n[layer]).addcmul_(rz[:, :hd], h_n).tanh_()
         return torch.lerp(n, h, rz[:, hd:])  # (1 - z) * n + z * h
 
-    def step(self, obs, act):
+    def _advance(self, obs, act) -> torch.Tensor:
+        """Open a window at obs, advance every open window by one GRU step with act -> the last layer's
+        hidden states (open windows, B, H)."""
         mdl, m, hd = self.model, self.model.m, self.model.hidden
-        if self.S_raw is None or self.S_raw.shape[0] != obs.shape[0]:
+        if self.S_raw is None or self.S_raw.shape[1] != obs.shape[0]:
             self._alloc(obs.shape[0], obs)
         B = obs.shape[0]
         j = self.g % m
-        self.S_raw[:, j] = obs
-        self.S_proj[:, j] = mdl.norm.obs(obs).to(self.dtype) @ self.w_ih0_s
+        n_open = min(self.g + 1, m)  # slots 0..n_open-1; before the ring is full the newest is the last
+        self.S_raw[j] = obs
+        self.S_proj[j] = mdl.norm.obs(obs).to(self.dtype) @ self.w_ih0_s
         for h in self.H:
-            h[:, j] = 0.0
-        a_proj = mdl.norm.act(act).to(self.dtype) @ self.w_ih0_a  # (B, 3H), shared by the m windows
-        gi = (self.S_proj + a_proj[:, None, :]).reshape(B * m, 3 * hd)
+            h[j] = 0.0
+        a_proj = mdl.norm.act(act).to(self.dtype) @ self.w_ih0_a  # (B, 3H), shared by the windows
+        gi = (self.S_proj[:n_open] + a_proj).reshape(n_open * B, 3 * hd)
         x = None
         for layer in range(mdl.layers):
             if layer > 0:
                 gi = x @ self.w_ih[layer]
-            x = self._cell(gi, self.H[layer].reshape(B * m, hd), layer)
-            self.H[layer] = x.reshape(B, m, hd)
-        mean, logvar = mdl.head(x.reshape(B, m, hd))
-        # Order the slots by k: the window opened k-1 steps ago is slot (j - k + 1) mod m.
-        order = [(j - k) % m for k in range(m)]
-        mean = mean[:, order].float()
-        var = logvar[:, order].float().exp()
-        mean = torch.cat([mean[..., : mdl.obs_dim] + self.S_raw[:, order], mean[..., mdl.obs_dim :]], -1)
+            x = self._cell(gi, self.H[layer][:n_open].reshape(n_open * B, hd), layer, (j * B, (j + 1) * B))
+            self.H[layer][:n_open] = x.view(n_open, B, hd)
         self.g += 1
-        return mean, var
+        return x.view(n_open, B, hd)
+
+    @torch.no_grad()
+    def step(self, obs, act):
+        mdl, m = self.model, self.model.m
+        j = self.g % m
+        x = self._advance(obs, act)
+        mean, logvar = mdl.head(x)  # (m, B, D) once the ring is full (start() fed m-1 steps)
+        # Order the slots by k: the window opened k-1 steps ago is slot (j - k + 1) mod m.
+        order = [(j - k) % m for k in range(x.shape[0])]
+        mean = mean[order].float()
+        var = logvar[order].float().exp_()
+        mean[..., : mdl.obs_dim] += self.S_raw[order]
+        return mean.transpose(0, 1), var.transpose(0, 1)
 
     def keep(self, idx):
-        self.S_raw = self.S_raw[idx]
-        self.S_proj = self.S_proj[idx]
-        self.H = [h[idx] for h in self.H]
+        self.S_raw = self.S_raw[:, idx]
+        self.S_proj = self.S_proj[:, idx]
+        self.H = [h[:, idx] for h in self.H]
