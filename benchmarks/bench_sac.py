@@ -16,6 +16,7 @@ from admpo_cli.agents.sac import SAC
 from admpo_cli.algos.buffers import KEYS, TransitionTable
 from admpo_cli.config import AgentConfig
 from admpo_cli.runtime import keep_heap_memory
+from plain import plain_sac_step
 from timing import rate
 
 
@@ -40,10 +41,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     args = ap.parse_args()
     table = Table(title=f"SAC updates/s ({torch.get_num_threads()} threads, batch 256)")
-    table.add_column("alpha")
-    table.add_column("updates/s")
+    for c in ("alpha", "updates/s", "plain PyTorch (OfflineRL-Kit style), same run", "ratio"):
+        table.add_column(c)
     for auto in (False, True):
-        table.add_row("learned" if auto else "fixed", f"{updates_per_s(args.seconds, auto):.0f}")
+        # alternate admpo and the plain version twice, keeping each one's best: the machine's speed drifts
+        ups, ref = 0.0, 0.0
+        for _ in range(2):
+            ups = max(ups, updates_per_s(args.seconds / 2, auto))
+            ref = max(ref, rate(plain_sac_step(), args.seconds / 2, warmup=20))
+        table.add_row("learned" if auto else "fixed", f"{ups:.0f}", f"{ref:.0f}", f"{ups / ref:.2f}x")
     Console().print(table)
 
 
