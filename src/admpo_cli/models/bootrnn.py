@@ -13,8 +13,12 @@ class BootRNN(RecurrentModel):
     kind = "bootrnn"
 
     def forward(self, states, actions, h=None):
-        x = torch.cat([self.norm.obs(states), self.norm.act(actions)], -1)
-        out, h = self.gru(x.to(self.dtype), h)
+        """-> mean, logvar (B, L, D) and the final hidden state (None when training: not needed)."""
+        x = torch.cat([self.norm.obs(states), self.norm.act(actions)], -1).to(self.dtype)
+        if h is None and torch.is_grad_enabled():
+            out = self.run_gru(x.transpose(0, 1)).transpose(0, 1)
+        else:
+            out, h = self.gru(x, h)
         mean, logvar = self.head(out)
         return mean, logvar, h
 
