@@ -84,18 +84,19 @@ def test_sac_learns_a_bandit_and_state_dict_round_trips():
     assert other.updates == 600 and math.isclose(other.act(torch.zeros(1, 1), True).item(), a, rel_tol=1e-6)
 
 
-def test_lean_adam_weight_decay_matches_torch_groups():
+@pytest.mark.parametrize("fused", [True, False])
+def test_lean_adam_weight_decay_matches_torch_groups(fused):
     torch.manual_seed(0)
-    a = [torch.randn(4, 4, requires_grad=True), torch.randn(4, requires_grad=True)]
+    a = [torch.randn(4, 4, requires_grad=True), torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)]
     b = [p.detach().clone().requires_grad_() for p in a]
-    ours = LeanAdam.from_groups([{"params": [a[0]], "weight_decay": 0.1}, {"params": [a[1]], "weight_decay": 0.0}],
-                                1e-2)
-    ref = torch.optim.Adam([{"params": [b[0]], "weight_decay": 0.1}, {"params": [b[1]], "weight_decay": 0.0}],
-                           lr=1e-2)
+    decays = (0.1, 0.0, 0.3)  # three groups: the fused path makes one kernel call per decay value
+    ours = LeanAdam.from_groups([{"params": [p], "weight_decay": d} for p, d in zip(a, decays, strict=True)], 1e-2)
+    ours.fused = fused
+    ref = torch.optim.Adam([{"params": [p], "weight_decay": d} for p, d in zip(b, decays, strict=True)], lr=1e-2)
     for _ in range(10):
         for params, opt in ((a, ours), (b, ref)):
             opt.zero_grad()
-            (params[0].sum() ** 2 + params[1].cos().sum()).backward()
+            (params[0].sum() ** 2 + params[1].cos().sum() + params[2].pow(3).sum()).backward()
             opt.step()
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
