@@ -130,7 +130,7 @@ def _autograd_sac_update(agent: SAC, obs, act, rew, next_obs, done, update_actor
             alpha_loss.backward()
             agent.alpha_opt.step()
     with torch.no_grad():
-        torch._foreach_lerp_(agent._tgt, agent._src, cfg.tau)
+        torch._foreach_lerp_(list(agent.critic_target.parameters()), list(agent.critic.parameters()), cfg.tau)
     return out
 
 

@@ -78,7 +78,7 @@ def test_holdout_takes_whole_episodes(tiny_transitions):
 def test_rollout_start_windows_have_full_history(tiny_transitions):
     d = tiny_transitions
     rows = rollout_starts(d, 3)
-    w = start_windows(d, rows, 3)
+    w = start_windows(torch.as_tensor(d.observations), torch.as_tensor(d.actions), torch.as_tensor(rows), 3)
     assert w["hist_obs"].shape == (len(rows), 2, 3)
     # the last history step leads to the start state within one episode
     np.testing.assert_allclose(d.next_observations[rows - 1], w["obs"])

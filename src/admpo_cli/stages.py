@@ -118,7 +118,7 @@ def eval_compounding_stage(cfg: Config, run: RunDir, device: torch.device, kinds
     kinds = _require_fitted(run, kinds)
     data = dataset_for_run(cfg, run)
     models = {k: require_model(run, k, cfg, data.obs_dim, data.act_dim)[0].to(device).eval() for k in kinds}
-    m = max(getattr(mdl, "m", 1) for mdl in models.values())
+    m = max(mdl.context for mdl in models.values())
     starts = pick_starts(data, m, n_starts, cfg.run.seed, cfg.model.holdout_ratio, cfg.model.holdout_max)
     variants = []
     for k, mdl in models.items():

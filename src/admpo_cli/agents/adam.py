@@ -1,4 +1,5 @@
-"""A lean Adam for the SAC hot loop: one fused kernel call per step, no per-step Python bookkeeping.
+"""A lean Adam for the hot loops: one fused kernel call per step (per weight-decay value), no per-step
+Python bookkeeping.
 
 torch.optim.Adam(fused=True) spends ~150 us of Python per step around its ~60 us kernel (param-group
 walks, hooks, state lookups); at ~5 ms per SAC update with three optimisers that is a tenth of the

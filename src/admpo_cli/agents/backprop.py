@@ -75,6 +75,16 @@ def fused_backward(hs: list[torch.Tensor], ws: list[torch.Tensor], d: torch.Tens
     return gws, gbs, (d.sum(0) if need_x else None)
 
 
+def squashed_log_prob(u: torch.Tensor, log_std: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """log-density of a = tanh(u), u = mu + std * eps, summed over the k action dims:
+    log N(u; mu, std) - sum log(1 - tanh^2 u)
+      = sum(-eps^2/2 - log_std + 2u + 2 softplus(-2u)) - k (log(2 pi)/2 + 2 log 2),  as (u - mu) / std = eps.
+    The in-place ops act on fresh temporaries only, so autograd can run through it."""
+    per = F.softplus(u, beta=-2.0).mul_(-4.0)  # 2 softplus(-2u)
+    per.add_(u, alpha=2.0).sub_(log_std).addcmul_(eps, eps, value=-0.5)
+    return per.sum(-1).sub_(u.shape[-1] * (_HALF_LOG_2PI + 2 * _LOG2))
+
+
 class ActorSample:
     """a = tanh(mu + std eps) and its log-density, with what the backward needs."""
 
@@ -89,10 +99,7 @@ class ActorSample:
         noise = log_std.exp().mul_(eps)  # std * eps = u - mu
         u = noise + mu
         self.a = torch.tanh(u)
-        # log N(u; mu, std) - sum log(1 - tanh^2 u) = sum(-eps^2/2 - log_std + 2 u + 2 softplus(-2u) - 2 log 2)
-        per = F.softplus(u, beta=-2.0).mul_(-4.0)  # 2 softplus(-2u)
-        per.add_(u, alpha=2.0).sub_(log_std).addcmul_(eps, eps, value=-0.5)
-        self.logp = per.sum(-1).sub_(k * (_HALF_LOG_2PI + 2 * _LOG2))
+        self.logp = squashed_log_prob(u, log_std, eps)
         if keep:
             self.hs, self.log_std, self.noise = hs, log_std, noise
             self.clamped = raw  # compared with log_std in the backward: equal where the clamp passed

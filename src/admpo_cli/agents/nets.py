@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .backprop import LOG_STD_MAX, LOG_STD_MIN, fused_backward, fused_forward
+from .backprop import LOG_STD_MAX, LOG_STD_MIN, fused_backward, fused_forward, squashed_log_prob
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
@@ -18,13 +17,6 @@ def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
         d_in = h
     layers.append(nn.Linear(d_in, d_out))
     return nn.Sequential(*layers)
-
-
-def squashed_log_prob(u: torch.Tensor, log_std: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """log-density of a = tanh(u), u = mu + std * eps: log N(u; mu, std) - sum log(1 - tanh(u)^2), with
-    (u - mu) / std = eps and the correction in the stable form 2 (log 2 - u - softplus(-2u))."""
-    per = (-0.5 * eps.square() - log_std) - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))
-    return per.sum(-1) - 0.5 * math.log(2 * math.pi) * u.shape[-1]
 
 
 class TanhGaussianActor(nn.Module):

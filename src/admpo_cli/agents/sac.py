@@ -30,9 +30,7 @@ class SAC:
         self.log_alpha = torch.tensor(math.log(cfg.alpha), device=device, requires_grad=True)
         self.alpha_opt = LeanAdam([self.log_alpha], cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
-        self._tgt = list(self.critic_target.parameters())
-        self._src = list(self.critic.parameters())
-        # views of the parameters for the hand-written passes (nn.Linear order: weight, bias per layer)
+        # the parameters as the hand-written passes take them
         linears = [m for m in self.actor.net if isinstance(m, torch.nn.Linear)]
         self._actor_w, self._actor_b = [m.weight for m in linears], [m.bias for m in linears]
         self._critic_w, self._critic_b = list(self.critic.weights), list(self.critic.biases)
@@ -84,7 +82,7 @@ class SAC:
             if cfg.auto_alpha:
                 # d/d log_alpha of -mean(log_alpha (logp + target entropy))
                 self.alpha_opt.step([out["entropy"] - self.target_entropy])
-        torch._foreach_lerp_(self._tgt, self._src, cfg.tau)
+        torch._foreach_lerp_(self._target_w + self._target_b, self._critic_w + self._critic_b, cfg.tau)
         self.updates += 1
         return out
 

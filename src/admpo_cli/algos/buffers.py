@@ -42,9 +42,12 @@ class RingBuffer:
         self.capacity = capacity
         self.device = device
         self.store = TransitionTable.zeros(capacity, obs_dim, act_dim, device)
-        self.data = self.store.data
         self.ptr = 0
         self.size = 0
+
+    @property
+    def data(self) -> dict[str, torch.Tensor]:
+        return self.store.data
 
     def add(self, batch: dict[str, torch.Tensor]) -> None:
         n = batch["obs"].shape[0]
@@ -54,8 +57,7 @@ class RingBuffer:
             batch = {k: v[-self.capacity :] for k, v in batch.items()}
             n = self.capacity
         idx = (self.ptr + torch.arange(n, device=self.device)) % self.capacity
-        for k in KEYS:
-            self.data[k][idx] = batch[k].to(self.data[k].dtype)
+        self.store.table[idx] = TransitionTable.of(batch).table
         self.ptr = (self.ptr + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 

@@ -15,7 +15,7 @@ import torch
 
 from ..agents.sac import SAC
 from ..config import Config
-from ..data.dataset import Transitions, rollout_starts
+from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..data.scores import reference_for
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
@@ -63,7 +63,6 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
         fit_model_stage(replace(cfg, model=replace(cfg.model, kind=kind)), run, device, kind, data)
     model, _ = require_model(run, kind, cfg, data.obs_dim, data.act_dim)
     model = cast_model(model.to(device).eval(), cfg.rollout.dtype)
-    m_hist = getattr(model, "m", 1) if kind != "ensemble" else 1
 
     # ---- agent, buffers, RNG
     total = cfg.train.epochs * cfg.train.steps_per_epoch
@@ -74,8 +73,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     n_real = len(data)
     rollout_cap = cfg.rollout.batch_size * cfg.rollout.horizon * cfg.train.model_retain_epochs
     model_buf = RingBuffer(rollout_cap, data.obs_dim, data.act_dim, device)
-    starts = torch.as_tensor(rollout_starts(data, m_hist), device=device)
-    hist_offsets = torch.arange(-(m_hist - 1), 0, device=device)
+    starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
     B = cfg.agent.batch_size
@@ -114,8 +112,8 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
         nonlocal last_rollout
         t0 = time.perf_counter()
         rows = starts[torch.randint(len(starts), (cfg.rollout.batch_size,), device=device, generator=gen)]
-        hist = rows[:, None] + hist_offsets
-        ro = rollout(model, policy, real["obs"][hist], real["act"][hist], real["obs"][rows],
+        w = start_windows(real["obs"], real["act"], rows, model.context)
+        ro = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"],
                      cfg.rollout.horizon, term, unc_name, cfg.rollout.beta, cfg.rollout.k_mode,
                      cfg.rollout.chunk_size, gen, cfg.model.dropout_at_inference)
         model_buf.add({"obs": ro.obs, "act": ro.act, "rew": ro.rew, "next_obs": ro.next_obs,

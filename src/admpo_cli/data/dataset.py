@@ -186,7 +186,6 @@ class WindowSampler:
         self.device = torch.device(device)
         remaining = steps_to_end(data.ends)
         allowed = np.ones(len(data), dtype=bool) if rows is None else rows.astype(bool)
-        self.remaining_np = remaining
         # starts[k-1]: rows from which a k-step window stays inside one episode.
         self.starts = [
             torch.as_tensor(np.flatnonzero(allowed & (remaining >= k)), device=self.device)
@@ -242,11 +241,8 @@ def rollout_starts(data: Transitions, m: int) -> np.ndarray:
     return np.flatnonzero(steps_from_start(data.ends) >= m - 1)
 
 
-def start_windows(data: Transitions, rows: np.ndarray, m: int) -> dict[str, np.ndarray]:
-    """Real windows (s_1, a_1, ..., s_{m-1}, a_{m-1}, s_m) ending at state observations[rows]."""
-    hist = rows[:, None] + np.arange(-(m - 1), 0)[None, :]
-    return {
-        "hist_obs": data.observations[hist],  # (B, m-1, obs)
-        "hist_act": data.actions[hist],       # (B, m-1, act)
-        "obs": data.observations[rows],       # (B, obs)
-    }
+def start_windows(obs: torch.Tensor, act: torch.Tensor, rows: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
+    """Real windows (s_1, a_1, ..., s_{m-1}, a_{m-1}, s_m) ending at state obs[rows] (rows from
+    `rollout_starts`): what a model's stepper is started with before it imagines from s_m."""
+    hist = rows[:, None] + torch.arange(-(m - 1), 0, device=rows.device)
+    return {"hist_obs": obs[hist], "hist_act": act[hist], "obs": obs[rows]}  # (B, m-1, .), (B, obs)

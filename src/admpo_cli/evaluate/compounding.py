@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data.dataset import Transitions, holdout_mask, steps_from_start, steps_to_end
+from ..data.dataset import Transitions, holdout_mask, start_windows, steps_from_start, steps_to_end
 from ..errors import UserError
 from ..models.base import DynamicsModel
 from ..models.rollout import rollout
@@ -64,13 +64,12 @@ def per_horizon_error(pred: np.ndarray, real: np.ndarray, valid: np.ndarray) -> 
 def compounding_curves(model: DynamicsModel, data: Transitions, starts: Starts, horizon: int,
                        device: torch.device, fixed_index: int | None = None, k_mode: str = "row",
                        seed: int = 0, dropout_at_inference: bool = False) -> list[dict]:
-    m = getattr(model, "m", 1) if model.kind != "ensemble" else 1
     rows = torch.as_tensor(starts.rows, device=device)
     obs = torch.as_tensor(data.observations, device=device)
     act = torch.as_tensor(data.actions, device=device)
     nxt = torch.as_tensor(data.next_observations, device=device)
     n = len(data)
-    hist = rows[:, None] + torch.arange(-(m - 1), 0, device=device)
+    w = start_windows(obs, act, rows, model.context)
     fut = (rows[:, None] + torch.arange(horizon, device=device)).clamp_max(n - 1)
     valid = torch.arange(horizon, device=device)[None, :] < torch.as_tensor(starts.remaining, device=device)[:, None]
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -78,7 +77,7 @@ def compounding_curves(model: DynamicsModel, data: Transitions, starts: Starts, 
     def never(o):
         return torch.zeros(o.shape[0], dtype=torch.bool, device=o.device)
 
-    ro = rollout(model, lambda o: o, obs[hist], act[hist], obs[rows], horizon, never, "none", 0.0, k_mode,
+    ro = rollout(model, lambda o: o, w["hist_obs"], w["hist_act"], w["obs"], horizon, never, "none", 0.0, k_mode,
                  chunk_size=4096, generator=gen, fixed_index=fixed_index, actions=act[fut], sample=False,
                  dropout_at_inference=dropout_at_inference)
     B = len(rows)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.dataset import Transitions, rollout_starts
+from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..envs.oracle import SimulatorOracle
 from ..envs.registry import EnvSpec
 from ..envs.termination import termination_fn
@@ -25,16 +25,14 @@ def imagined_pairs(model: DynamicsModel, data: Transitions, policy, spec: EnvSpe
     """Roll the policy out in the model; one row per imagined (s, a) with every quantifier of the model
     Also returns the pairs' states, actions and the model's predicted next states (the mean of the
     candidate each row was sampled from), for the simulator to score."""
-    m = getattr(model, "m", 1) if model.kind != "ensemble" else 1
     rng = np.random.default_rng(seed)
-    pool = rollout_starts(data, m)
+    pool = rollout_starts(data, model.context)
     rows = torch.as_tensor(rng.choice(pool, size=min(n_starts, len(pool)), replace=False), device=device)
-    hist = rows[:, None] + torch.arange(-(m - 1), 0, device=device)
-    obs = torch.as_tensor(data.observations, device=device)
-    act = torch.as_tensor(data.actions, device=device)
+    w = start_windows(torch.as_tensor(data.observations, device=device),
+                      torch.as_tensor(data.actions, device=device), rows, model.context)
     gen = torch.Generator(device=device).manual_seed(seed)
     qs = QUANTIFIERS[model.kind]
-    ro = rollout(model, policy, obs[hist], act[hist], obs[rows], horizon, termination_fn(spec), qs[0], 0.0,
+    ro = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, termination_fn(spec), qs[0], 0.0,
                  k_mode, 4096, gen, dropout_at_inference, quantifiers=qs)
     out = {"step": ro.steps.cpu().numpy()}
     for q in qs:

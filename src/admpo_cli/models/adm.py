@@ -89,6 +89,10 @@ class ADMStepper(Stepper):
         self.S_raw = like.new_zeros(m, B, mdl.obs_dim, dtype=torch.float32)
         self.S_proj = like.new_zeros(m, B, 3 * mdl.hidden, dtype=self.dtype)
         self.H = [like.new_zeros(m, B, mdl.hidden, dtype=self.dtype) for _ in range(mdl.layers)]
+        # by_k[j]: the slots in k order when slot j was opened last (the window opened k-1 steps ago is
+        # slot (j - k + 1) mod m); on the device, so a step indexes without a host-to-device copy
+        j, k = torch.arange(m, device=like.device)[:, None], torch.arange(m, device=like.device)[None, :]
+        self.by_k = (j - k) % m
         self.g = 0
 
     @torch.no_grad()
@@ -145,8 +149,7 @@ class ADMStepper(Stepper):
         j = self.g % m
         x = self._advance(obs, act)
         mean, logvar = mdl.head(x)  # (m, B, D) once the ring is full (start() fed m-1 steps)
-        # Order the slots by k: the window opened k-1 steps ago is slot (j - k + 1) mod m.
-        order = [(j - k) % m for k in range(x.shape[0])]
+        order = self.by_k[j, : x.shape[0]]
         mean = mean[order].float()
         var = logvar[order].float().exp_()
         mean[..., : mdl.obs_dim] += self.S_raw[order]

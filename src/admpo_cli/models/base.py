@@ -35,6 +35,12 @@ class DynamicsModel(nn.Module):
     def stepper(self, dropout_at_inference: bool = False) -> Stepper:
         raise NotImplementedError
 
+    @property
+    def context(self) -> int:
+        """States in a roll-out's start window: the m-1 real steps a stepper is started with, plus the
+        start state. 1 for one-step models."""
+        return 1
+
     def param_groups(self) -> list[dict]:
         """Optimiser parameter groups (the ensemble sets a weight decay per layer)."""
         return [{"params": list(self.parameters())}]
@@ -61,6 +67,10 @@ class RecurrentModel(DynamicsModel):
         self.layers = layers
         self.gru = nn.GRU(obs_dim + act_dim, hidden, layers, batch_first=True)
         self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
+
+    @property
+    def context(self) -> int:
+        return self.m
 
     @property
     def dtype(self) -> torch.dtype:

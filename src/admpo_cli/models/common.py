@@ -16,6 +16,11 @@ def soft_clamp(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Ten
     return lo + F.softplus(x - lo)
 
 
+def bound_penalty(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Keeps the learned log-variance bounds tight (authors' code: 0.01 sum(max) - 0.01 sum(min))."""
+    return 0.01 * hi.sum() - 0.01 * lo.sum()
+
+
 class Normalizer(nn.Module):
     """Data mean/std of states and actions, stored with the weights."""
 
@@ -39,7 +44,8 @@ class Normalizer(nn.Module):
         return (x - self.act_mean) / self.act_std
 
 
-def dropout_masks(n: int, shape: tuple[int, ...], p: float, device: torch.device) -> torch.Tensor:
+def dropout_masks(n: int, shape: tuple[int, ...], p: float, device: torch.device,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """n inverted-dropout masks (n, *shape) holding 0 or 1/(1-p), each entry from 16 random bits (p is
     rounded to a multiple of 1/65536: 0.1 -> 0.100006).
 
@@ -54,7 +60,7 @@ def dropout_masks(n: int, shape: tuple[int, ...], p: float, device: torch.device
         bits = torch.from_numpy(raw.view(np.int16))
     else:
         bits = torch.randint(-(2**63), 2**63 - 1, (draws,), dtype=torch.int64, device=device).view(torch.int16)
-    mask = torch.empty(n, *shape, device=device)
+    mask = torch.empty(n, *shape, device=device, dtype=dtype)
     torch.ge(bits[:numel].view(n, *shape), int(round(p * 65536)) - 32768, out=mask)
     return mask.mul_(1.0 / (1.0 - p))
 
@@ -84,10 +90,9 @@ class _ResidualBlockFunction(torch.autograd.Function):
 
 class ResidualBlock(nn.Module):
     # Linear -> Swish -> Dropout -> +residual -> LayerNorm (authors' head block)
-    def __init__(self, width: int, dropout: float):
+    def __init__(self, width: int):
         super().__init__()
         self.fc = nn.Linear(width, width)
-        self.p = dropout
         self.norm = nn.LayerNorm(width)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -108,24 +113,23 @@ class GaussianHead(nn.Module):
 
     def __init__(self, width: int, out_dim: int, blocks: int, dropout: float):
         super().__init__()
-        self.blocks = nn.Sequential(*[ResidualBlock(width, dropout) for _ in range(blocks)])
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
+        self.dropout = dropout
         self.out = nn.Linear(width, 2 * out_dim)
         self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        blocks = list(self.blocks)
-        p = blocks[0].p if blocks else 0.0
-        masks = [None] * len(blocks)
-        if self.training and p > 0.0:
-            masks = dropout_masks(len(blocks), h.shape, p, h.device).to(h.dtype).unbind(0)
-        for block, mask in zip(blocks, masks, strict=True):
+        masks = [None] * len(self.blocks)
+        if self.training and self.dropout > 0.0 and masks:
+            masks = dropout_masks(len(masks), h.shape, self.dropout, h.device, h.dtype).unbind(0)
+        for block, mask in zip(self.blocks, masks, strict=True):
             h = block(h, mask)
         mean, logvar = self.out(h).chunk(2, dim=-1)
         return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
 
     def bound_penalty(self) -> torch.Tensor:
-        return 0.01 * self.max_logvar.sum() - 0.01 * self.min_logvar.sum()
+        return bound_penalty(self.min_logvar, self.max_logvar)
 
 
 def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor,

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import DynamicsModel, Stepper
-from .common import gaussian_nll, soft_clamp
+from .common import bound_penalty, gaussian_nll, soft_clamp
 
 
 class EnsembleLinear(nn.Module):
@@ -63,7 +63,7 @@ class Ensemble(DynamicsModel):
         loss = gaussian_nll(mean, logvar, target) * E  # sum over members, mean within
         # MBPO's per-layer L2 term lives in the optimiser (param_groups): Adam's weight_decay adds
         # decay * w to the gradient, the gradient of 0.5 * decay * |w|^2, without extra ops here.
-        return loss + 0.01 * self.max_logvar.sum() - 0.01 * self.min_logvar.sum()
+        return loss + bound_penalty(self.min_logvar, self.max_logvar)
 
     def param_groups(self) -> list[dict]:
         groups = [{"params": [layer.weight], "weight_decay": d} for d, layer in zip(self.decays, self.layers_,

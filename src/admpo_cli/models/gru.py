@@ -72,21 +72,31 @@ def _layer_backward(d_out: torch.Tensor, gates: torch.Tensor, ghn: torch.Tensor,
     return d_gi, d_gh
 
 
+def _layers_forward(x: torch.Tensor, hidden: int, layers: int, weights,
+                    keep: bool = True) -> list[tuple[torch.Tensor, ...]]:
+    """Every layer over the whole sequence -> per layer (input, gate activations, ghn, outputs); with
+    keep=False only the last layer's (inference: earlier layers' buffers are freed as it goes)."""
+    T, B, _ = x.shape
+    saved, inp = [], x
+    for layer in range(layers):
+        w_ih, w_hh, b_ih, b_hh = weights[4 * layer : 4 * layer + 4]
+        gi = torch.addmm(b_ih, inp.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * hidden)
+        out, ghn = _layer_forward(gi, w_hh, b_hh)
+        if not keep:
+            saved.clear()
+        saved.append((inp, gi, ghn, out))
+        inp = out
+    return saved
+
+
 class _GRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, hidden: int, layers: int, *weights):
         # weights: w_ih, w_hh, b_ih, b_hh per layer, nn.GRU's order
-        T, B, _ = x.shape
-        saved, inp = [], x
-        for layer in range(layers):
-            w_ih, w_hh, b_ih, b_hh = weights[4 * layer : 4 * layer + 4]
-            gi = torch.addmm(b_ih, inp.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * hidden)
-            out, ghn = _layer_forward(gi, w_hh, b_hh)
-            saved += [inp, gi, ghn, out]
-            inp = out
+        saved = _layers_forward(x, hidden, layers, weights)
         ctx.layers, ctx.hidden = layers, hidden
-        ctx.save_for_backward(*weights, *saved)
-        return inp
+        ctx.save_for_backward(*weights, *(t for per_layer in saved for t in per_layer))
+        return saved[-1][3]
 
     @staticmethod
     def backward(ctx, d_out):
@@ -121,10 +131,4 @@ def gru_forward(gru: torch.nn.GRU, x: torch.Tensor) -> torch.Tensor:
     weights = gru._flat_weights
     if torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights)):
         return _GRUFunction.apply(x, gru.hidden_size, gru.num_layers, *weights)
-    T, B, _ = x.shape
-    inp = x
-    for layer in range(gru.num_layers):
-        w_ih, w_hh, b_ih, b_hh = weights[4 * layer : 4 * layer + 4]
-        gi = torch.addmm(b_ih, inp.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * gru.hidden_size)
-        inp, _ = _layer_forward(gi, w_hh, b_hh)
-    return inp
+    return _layers_forward(x, gru.hidden_size, gru.num_layers, weights, keep=False)[-1][3]
