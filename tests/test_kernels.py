@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import platform
+import shutil
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from admpo_cli.models.common import GaussianHead, dropout_masks
-from admpo_cli.models.gru import gru_forward
+from admpo_cli import kernels
+from admpo_cli.models.common import GaussianHead, _mix32, block_key, dropout_mask
+from admpo_cli.models.gru import _layer_backward, _layer_forward, gru_forward
 from admpo_cli.runtime import keep_heap_memory
+
+
+@pytest.fixture
+def fused(monkeypatch):
+    """The fused CPU kernels, built (once per machine) and switched on; skipped without a compiler."""
+    if shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("ADMPO_CPU_KERNELS", "1")
+    kernels.reset()
+    ops = kernels.cpu_ops()
+    yield ops
+    kernels.reset()
+
+
+def _without_kernels(monkeypatch):
+    monkeypatch.setenv("ADMPO_CPU_KERNELS", "0")
+    kernels.reset()
 
 
 @pytest.mark.parametrize("layers,T", [(1, 1), (3, 5), (2, 7)])
@@ -67,7 +87,9 @@ def test_fused_residual_blocks_equal_autograd(dropout):
     head.zero_grad()
     h.grad = None
     torch.manual_seed(3)  # the same masks again
-    masks = dropout_masks(3, h.shape, dropout, h.device).double().unbind(0) if dropout else [None] * 3
+    seed = int(torch.randint(0, 1 << 32, (1,)))
+    masks = [dropout_mask(block_key(seed, i), h.shape, dropout, h.device, h.dtype) if dropout else None
+             for i in range(3)]
     ref_mean, ref_logvar = _reference_head(head, h, masks)
     torch.testing.assert_close(mean, ref_mean)
     torch.testing.assert_close(logvar, ref_logvar)
@@ -76,16 +98,92 @@ def test_fused_residual_blocks_equal_autograd(dropout):
         torch.testing.assert_close(got, ref)
 
 
-def test_dropout_masks_rate_scale_and_seed():
-    torch.manual_seed(0)
-    m = dropout_masks(2, (500, 200), 0.1, torch.device("cpu"))
-    assert m.shape == (2, 500, 200)
+def test_dropout_mask_rate_scale_and_streams():
+    m = dropout_mask(block_key(7, 0), (500, 200), 0.1, torch.device("cpu"))
+    assert m.shape == (500, 200)
     values = torch.unique(m).tolist()
     assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / 0.9)
     assert abs((m == 0).float().mean().item() - 0.1) < 0.005
-    assert not torch.equal(m[0], m[1])
+    assert torch.equal(m, dropout_mask(block_key(7, 0), (500, 200), 0.1, torch.device("cpu")))
+    other = dropout_mask(block_key(7, 1), (500, 200), 0.1, torch.device("cpu"))
+    assert 0.15 < (other != m).float().mean().item() < 0.21  # independent streams: 2 p (1 - p) = 0.18
+    assert (dropout_mask(block_key(8, 0), (500, 200), 0.1, torch.device("cpu")) != m).any()
+
+
+def test_hash_equals_uint32_reference():
+    def lowbias32(x):  # the published constants, in numpy's wrapping uint32 arithmetic
+        x = np.array(x, dtype=np.uint32)  # a copy: the updates below are in place
+        x ^= x >> np.uint32(16)
+        x *= np.uint32(0x7FEB352D)
+        x ^= x >> np.uint32(15)
+        x *= np.uint32(0x846CA68B)
+        return x ^ (x >> np.uint32(16))
+
+    xs = np.array([0, 1, 2, 12345, 2**31, 2**32 - 1], dtype=np.uint32)
+    ref = lowbias32(xs).astype(np.int64)
+    assert _mix32(torch.from_numpy(xs.astype(np.int64))).tolist() == ref.tolist()
+    assert [_mix32(int(x)) for x in xs] == ref.tolist()
+
+
+def test_kernels_build_where_a_compiler_exists(fused):
+    assert fused is not None  # CI has a compiler: a build failure must not pass silently
+
+
+@pytest.mark.parametrize("T", [1, 5])
+def test_fused_gru_layer_equals_python_path(fused, T):
     torch.manual_seed(0)
-    assert torch.equal(m, dropout_masks(2, (500, 200), 0.1, torch.device("cpu")))
+    B, H = 37, 24  # rows not a multiple of the vector width or the thread grain
+    gi = torch.randn(T, B, 3 * H) * 2
+    b_ih, w_hh, b_hh = torch.randn(3 * H), torch.randn(3 * H, H) * 0.3, torch.randn(3 * H)
+    gates_ref = gi + b_ih
+    out_ref, ghn_ref = _layer_forward(gates_ref, w_hh, b_hh)
+    gates = gi.clone()
+    out, ghn = fused.gru_layer_forward(gates, b_ih, w_hh, b_hh)
+    torch.testing.assert_close(out, out_ref, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(ghn, ghn_ref, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(gates, gates_ref, atol=2e-6, rtol=1e-5)
+    d_out = torch.randn(T, B, H)
+    ref = _layer_backward(d_out, gates_ref, ghn_ref, out_ref, w_hh)
+    d_gi, d_gh, d_bias = fused.gru_layer_backward(d_out, gates_ref, ghn_ref, out_ref, w_hh)
+    torch.testing.assert_close(d_gi, ref[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(d_gh[1:], ref[1][1:], atol=1e-5, rtol=1e-5)  # step 0 has no product
+    torch.testing.assert_close(d_bias[0], ref[2], atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(d_bias[1], ref[3], atol=1e-4, rtol=1e-5)
+
+
+def test_fused_gru_equals_nn_gru_float32(fused):
+    torch.manual_seed(1)
+    gru = torch.nn.GRU(14, 32, 3)
+    x = torch.randn(5, 40, 14)
+    w = torch.randn(5, 40, 32)
+    ref, _ = gru(x)
+    (ref * w).sum().backward()
+    ref_grads = [p.grad.clone() for p in gru.parameters()]
+    gru.zero_grad()
+    out = gru_forward(gru, x)
+    torch.testing.assert_close(out, ref, atol=2e-6, rtol=1e-5)
+    (out * w).sum().backward()
+    for p, g in zip(gru.parameters(), ref_grads, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-4, rtol=1e-4)
+
+
+def _head_pass(dropout: float) -> list[torch.Tensor]:
+    torch.manual_seed(2)
+    head = GaussianHead(40, 6, 3, dropout).train()
+    h = torch.randn(5, 37, 40, requires_grad=True)
+    torch.manual_seed(3)
+    mean, logvar = head(h)
+    ((mean + logvar) * torch.randn_like(mean)).sum().backward()
+    return [mean.detach(), logvar.detach()] + [p.grad for p in head.parameters()] + [h.grad]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_fused_head_equals_python_path_with_the_same_dropout(fused, monkeypatch, dropout):
+    got = _head_pass(dropout)
+    _without_kernels(monkeypatch)
+    ref = _head_pass(dropout)
+    for g, r in zip(got, ref, strict=True):
+        torch.testing.assert_close(g, r, atol=5e-5, rtol=1e-4)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

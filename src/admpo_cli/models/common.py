@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..kernels import use_for
 
 
 def soft_clamp(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -44,33 +45,57 @@ class Normalizer(nn.Module):
         return (x - self.act_mean) / self.act_std
 
 
-def dropout_masks(n: int, shape: tuple[int, ...], p: float, device: torch.device,
-                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """n inverted-dropout masks (n, *shape) holding 0 or 1/(1-p), each entry from 16 random bits (p is
-    rounded to a multiple of 1/65536: 0.1 -> 0.100006).
+_U32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
 
-    On the CPU the bits come from numpy's SFC64, seeded by one draw from torch's generator (so
-    torch.manual_seed still fixes them): torch's CPU generator is sequential and took 0.9 ms for the
-    four masks of an ADM step, and turning a bool mask into floats cost as much again."""
-    numel = n * math.prod(shape)
-    draws = (numel + 3) // 4
-    if torch.device(device).type == "cpu":
-        seed = int(torch.randint(0, 2**62, (1,)))
-        raw = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw(draws)
-        bits = torch.from_numpy(raw.view(np.int16))
-    else:
-        bits = torch.randint(-(2**63), 2**63 - 1, (draws,), dtype=torch.int64, device=device).view(torch.int16)
-    mask = torch.empty(n, *shape, device=device, dtype=dtype)
-    torch.ge(bits[:numel].view(n, *shape), int(round(p * 65536)) - 32768, out=mask)
-    return mask.mul_(1.0 / (1.0 - p))
+
+def _mix32(x):
+    """A 32-bit integer hash (lowbias32); x: a Python int or an int64 tensor holding uint32 values.
+    Products wrap in int64 and are cut back to 32 bits, as uint32 arithmetic in cpu_kernels.cpp does."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _U32
+    x = x ^ (x >> 15)
+    x = (x * 0x846CA68B) & _U32
+    return x ^ (x >> 16)
+
+
+def block_key(seed: int, block: int) -> int:
+    """The dropout stream of one residual block within one forward pass."""
+    return _mix32((seed + block * _GOLDEN) & _U32)
+
+
+def dropout_threshold(p: float) -> int:
+    """An entry is kept when the top 24 bits of its hash reach this (p is rounded to a multiple of 2^-24)."""
+    return int(round(p * (1 << 24)))
+
+
+def dropout_mask(key: int, shape: tuple[int, ...], p: float, device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The inverted-dropout mask (0 or 1/(1-p)) of a block: entry i (row-major) is kept when
+    hash(hash(i ^ key) + key) >> 8 >= p * 2^24. The fused CPU kernels compute the same entries on the fly
+    instead of reading a mask, so both paths drop the same units; this form runs on any device."""
+    i = torch.arange(math.prod(shape), device=device, dtype=torch.int64).view(shape)
+    h = _mix32((_mix32(i ^ key) + key) & _U32)
+    return ((h >> 8) >= dropout_threshold(p)).to(dtype).mul_(1.0 / (1.0 - p))
 
 
 class _ResidualBlockFunction(torch.autograd.Function):
     """LayerNorm(x + mask * silu(x W^T + b)) with a hand-written backward: autograd's version spends more
-    time in elementwise passes over (rows, width) than in the block's matrix products."""
+    time in elementwise passes over (rows, width) than in the block's matrix products. The mask is the
+    dropout_mask of `key` (p = 0: none). On the CPU the fused kernels do each pass once per row and
+    recompute the mask and the residual sum in the backward rather than keeping them."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, gamma, beta, mask, eps: float):
+    def forward(ctx, x, weight, bias, gamma, beta, key: int, p: float, eps: float):
+        ctx.key, ctx.p = key, p
+        ctx.ops = use_for(x, weight)
+        if ctx.ops is not None:  # one fused pass per row after the product, which adds the bias
+            x = x.contiguous()
+            u = torch.mm(x, weight.t())
+            y, mu, rstd = ctx.ops.residual_block_forward(x, u, bias, gamma, beta, key, dropout_threshold(p), p, eps)
+            ctx.save_for_backward(x, weight, gamma, u, mu, rstd)
+            return y
+        mask = dropout_mask(key, x.shape, p, x.device, x.dtype) if p > 0.0 else None
         u = torch.addmm(bias, x, weight.t())
         a = F.silu(u)
         s = x + a if mask is None else torch.addcmul(x, a, mask)
@@ -80,12 +105,18 @@ class _ResidualBlockFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
+        if ctx.ops is not None:
+            x, weight, gamma, u, mu, rstd = ctx.saved_tensors
+            ds, du, sums = ctx.ops.residual_block_backward(dy.contiguous(), x, u, mu, rstd, gamma, ctx.key,
+                                                           dropout_threshold(ctx.p), ctx.p)
+            dgamma, dbeta, dbias = sums.unbind(0)
+            return ds.addmm_(du, weight), du.t() @ x, dbias, dgamma, dbeta, None, None, None
         x, weight, gamma, beta, mask, u, s, mu, rstd = ctx.saved_tensors
         ds, dgamma, dbeta = torch.ops.aten.native_layer_norm_backward(
             dy.contiguous(), s, (x.shape[-1],), mu, rstd, gamma, beta, (True, True, True))
         du = torch.ops.aten.silu_backward(ds if mask is None else ds * mask, u)
         dx = torch.addmm(ds, du, weight)
-        return dx, du.t() @ x, du.sum(0), dgamma, dbeta, None, None
+        return dx, du.t() @ x, du.sum(0), dgamma, dbeta, None, None, None
 
 
 class ResidualBlock(nn.Module):
@@ -95,17 +126,18 @@ class ResidualBlock(nn.Module):
         self.fc = nn.Linear(width, width)
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """mask: this block's dropout mask (rows, width) when dropout is on (see GaussianHead)."""
+    def forward(self, x: torch.Tensor, key: int = 0, p: float = 0.0) -> torch.Tensor:
+        """key, p: this block's dropout stream and rate (p = 0: no dropout; see GaussianHead)."""
+        shape = x.shape
         if torch.is_grad_enabled():
-            shape = x.shape
             y = _ResidualBlockFunction.apply(x.reshape(-1, shape[-1]), self.fc.weight, self.fc.bias,
-                                             self.norm.weight, self.norm.bias,
-                                             None if mask is None else mask.reshape(-1, shape[-1]), self.norm.eps)
+                                             self.norm.weight, self.norm.bias, key, p, self.norm.eps)
             return y.view(shape)
         # roll-outs: the same in place, no temporaries of (rows, width)
         a = F.silu(self.fc(x), inplace=True)
-        return self.norm(a.add_(x) if mask is None else a.mul_(mask).add_(x))
+        if p > 0.0:
+            a.mul_(dropout_mask(key, (math.prod(shape[:-1]), shape[-1]), p, x.device, a.dtype).view(shape))
+        return self.norm(a.add_(x))
 
 
 class GaussianHead(nn.Module):
@@ -120,11 +152,11 @@ class GaussianHead(nn.Module):
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        masks = [None] * len(self.blocks)
-        if self.training and self.dropout > 0.0 and masks:
-            masks = dropout_masks(len(masks), h.shape, self.dropout, h.device, h.dtype).unbind(0)
-        for block, mask in zip(self.blocks, masks, strict=True):
-            h = block(h, mask)
+        p = self.dropout if self.training else 0.0
+        # one draw from torch's generator per pass seeds every block's dropout (torch.manual_seed fixes it)
+        seed = int(torch.randint(0, 1 << 32, (1,))) if p > 0.0 else 0
+        for i, block in enumerate(self.blocks):
+            h = block(h, block_key(seed, i), p)
         mean, logvar = self.out(h).chunk(2, dim=-1)
         return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
 

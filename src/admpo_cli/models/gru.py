@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from ..kernels import use_for
+
 _sigmoid_backward_out = torch.ops.aten.sigmoid_backward.grad_input
 _tanh_backward_out = torch.ops.aten.tanh_backward.grad_input
 
@@ -44,9 +46,9 @@ def _layer_forward(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor):
 
 
 def _layer_backward(d_out: torch.Tensor, gates: torch.Tensor, ghn: torch.Tensor, out: torch.Tensor,
-                    w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                    w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """d_out (T, B, H): gradient reaching each output from above. Returns the gradients of the input
-    projection (T, B, 3H) and of the recurrent product's pre-activation (T, B, 3H)."""
+    projection (T, B, 3H), of the recurrent product's pre-activation (T, B, 3H), and of b_ih and b_hh."""
     T, B, H = d_out.shape
     d_gi = gates.new_empty(T, B, 3 * H)
     d_gh = gates.new_empty(T, B, 3 * H)
@@ -69,7 +71,9 @@ def _layer_backward(d_out: torch.Tensor, gates: torch.Tensor, ghn: torch.Tensor,
         torch.mul(dn_pre, r, out=buf[:, 2 * H :])
         if t > 0:
             dh = dhz.addmm_(buf, w_hh)
-    return d_gi, d_gh
+    d_b_ih = d_gi.sum((0, 1))
+    # r and z see the same gradient through both biases; only the n gate's differ
+    return d_gi, d_gh, d_b_ih, torch.cat([d_b_ih[: 2 * H], d_gh[..., 2 * H :].sum((0, 1))])
 
 
 def _layers_forward(x: torch.Tensor, hidden: int, layers: int, weights,
@@ -77,11 +81,16 @@ def _layers_forward(x: torch.Tensor, hidden: int, layers: int, weights,
     """Every layer over the whole sequence -> per layer (input, gate activations, ghn, outputs); with
     keep=False only the last layer's (inference: earlier layers' buffers are freed as it goes)."""
     T, B, _ = x.shape
+    ops = use_for(x, weights[0])
     saved, inp = [], x
     for layer in range(layers):
         w_ih, w_hh, b_ih, b_hh = weights[4 * layer : 4 * layer + 4]
-        gi = torch.addmm(b_ih, inp.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * hidden)
-        out, ghn = _layer_forward(gi, w_hh, b_hh)
+        if ops is not None:  # fused cells; the kernel adds the biases
+            gi = torch.mm(inp.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * hidden)
+            out, ghn = ops.gru_layer_forward(gi, b_ih, w_hh, b_hh)
+        else:
+            gi = torch.addmm(b_ih, inp.reshape(T * B, -1), w_ih.t()).view(T, B, 3 * hidden)
+            out, ghn = _layer_forward(gi, w_hh, b_hh)
         if not keep:
             saved.clear()
         saved.append((inp, gi, ghn, out))
@@ -110,13 +119,14 @@ class _GRUFunction(torch.autograd.Function):
             w_ih, w_hh = weights[4 * layer], weights[4 * layer + 1]
             inp, gates, ghn, out = saved[4 * layer : 4 * layer + 4]
             T, B, _ = inp.shape
-            d_gi, d_gh = _layer_backward(d, gates, ghn, out, w_hh)
+            ops = use_for(d, gates)
+            if ops is not None:
+                d_gi, d_gh, d_bias = ops.gru_layer_backward(d, gates, ghn, out, w_hh)
+                grads[4 * layer + 2], grads[4 * layer + 3] = d_bias.unbind(0)
+            else:
+                d_gi, d_gh, grads[4 * layer + 2], grads[4 * layer + 3] = _layer_backward(d, gates, ghn, out, w_hh)
             d_gi2, inp2 = d_gi.view(T * B, 3 * H), inp.reshape(T * B, -1)
             grads[4 * layer] = d_gi2.t() @ inp2
-            b_ih = d_gi2.sum(0)
-            grads[4 * layer + 2] = b_ih
-            # r and z see the same gradient through both biases; only the n gate's differ
-            grads[4 * layer + 3] = torch.cat([b_ih[: 2 * H], d_gh[..., 2 * H :].sum((0, 1))])
             # step 0 has no recurrent product
             grads[4 * layer + 1] = d_gh[1:].reshape(-1, 3 * H).t() @ out[:-1].reshape(-1, H)
             if layer > 0 or ctx.needs_input_grad[0]:

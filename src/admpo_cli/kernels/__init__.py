@@ -1,0 +1,68 @@
+"""Fused CPU kernels (cpu_kernels.cpp), compiled on first use and cached.
+
+`cpu_ops()` returns `torch.ops.admpo_cpu` once the extension is built and loaded, or None when it is
+switched off (ADMPO_CPU_KERNELS=0) or cannot be built here (no C++ compiler): callers then take their
+pure-PyTorch path, which computes the same thing. The build takes ~10-20 s once per machine and torch
+version; the library is cached under torch's extension directory (TORCH_EXTENSIONS_DIR).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import warnings
+from functools import cache
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+
+
+def enabled() -> bool:
+    return os.environ.get("ADMPO_CPU_KERNELS", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def _name() -> str:
+    # the library name carries the source, flags and torch version, so an edit or upgrade rebuilds
+    key = SOURCE.read_bytes() + " ".join(FLAGS).encode() + torch.__version__.encode()
+    return "admpo_cpu_" + hashlib.sha256(key).hexdigest()[:12]
+
+
+@cache
+def _load():
+    if not enabled():
+        return None
+    if shutil.which(os.environ.get("CXX", "c++")) is None:
+        warnings.warn("admpo: no C++ compiler found; using the slower pure-PyTorch CPU path", stacklevel=3)
+        return None
+    from torch.utils import cpp_extension
+
+    try:
+        cpp_extension.load(name=_name(), sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False,
+                           verbose=False)
+    except Exception as e:  # a failed build must not stop training: the PyTorch path is exact
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"admpo: building the CPU kernels failed ({first}); using the pure-PyTorch path", file=sys.stderr)
+        return None
+    return torch.ops.admpo_cpu
+
+
+def cpu_ops():
+    """torch.ops.admpo_cpu, or None (switched off or not buildable)."""
+    return _load()
+
+
+def use_for(*tensors: torch.Tensor):
+    """The kernels when all tensors are contiguous-capable float32 CPU tensors and the kernels exist."""
+    if not all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
+        return None
+    return _load()
+
+
+def reset() -> None:
+    """Forget the loaded state so ADMPO_CPU_KERNELS is read again (tests switch the kernels on and off)."""
+    _load.cache_clear()

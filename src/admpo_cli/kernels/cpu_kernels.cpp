@@ -1,0 +1,330 @@
+// Fused CPU kernels for training the GRU dynamics models (float32).
+//
+// PyTorch's eager CPU path runs a GRU cell or a residual block as a chain of small elementwise ops,
+// each a separate pass over a (batch, width) buffer with its own thread fork. At the sizes of this
+// project (256 x 200) those passes cost as much as the matrix products. Each kernel here does one pass
+// per cell or block row; matrix products still go to ATen (MKL / oneDNN).
+//
+// Built on first use by admpo_cli.kernels (torch.utils.cpp_extension, -O3 -march=native); when no
+// compiler is present the Python path in models/gru.py and models/common.py is used instead, and the
+// tests check both against autograd.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+// exp to ~2 ulp on [-80, 80] and clamped outside, inline so loops over it vectorise (Cephes' expf
+// polynomial). The clamp keeps exp and 1 / (1 + exp) clear of denormals, which are ~100x slower on x86;
+// sigmoid and tanh are saturated to float precision well inside it.
+inline float fast_exp(float x) {
+  x = x < -80.0f ? -80.0f : (x > 80.0f ? 80.0f : x);
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  float r = std::fma(n, -0.693359375f, x);
+  r = std::fma(n, 2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  p = std::fma(p, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  const float e = std::fma(p, r * r, r) + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return e * scale;
+}
+
+// lowbias32, as models.common._mix32: the dropout masks are a hash of (block key, entry index), so the
+// backward recomputes them instead of reading a stored mask
+inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7FEB352DU;
+  x ^= x >> 15;
+  x *= 0x846CA68BU;
+  return x ^ (x >> 16);
+}
+
+// 0 or 1/(1-p) for entry i of the block with this key; thr = round(p * 2^24)
+inline float dropout_scale(uint32_t i, uint32_t key, uint32_t thr, float keep_scale) {
+  return (mix32(mix32(i ^ key) + key) >> 8) >= thr ? keep_scale : 0.0f;
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+
+// 1 - 2 / (e^{2x} + 1): saturates to +-1 without overflow
+inline float tanh_(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
+
+void check_f32(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(), name,
+              ": expected a contiguous float32 CPU tensor");
+}
+
+constexpr int64_t kRowGrain = 16;
+
+// One GRU layer over a sequence starting from h = 0 (gate order r, z, n as nn.GRU).
+// gi (T, B, 3H): the input projection x W_ih^T without its bias; overwritten with the gate activations.
+// The biases are added here rather than by addmm, which would first copy them into every output row.
+// Returns the outputs (T, B, H) and ghn = h_prev W_hn^T + b_hn (T, B, H), which the backward needs.
+std::tuple<at::Tensor, at::Tensor> gru_layer_forward(at::Tensor gi, const at::Tensor& b_ih, const at::Tensor& w_hh,
+                                                     const at::Tensor& b_hh) {
+  check_f32(gi, "gi");
+  check_f32(b_ih, "b_ih");
+  check_f32(b_hh, "b_hh");
+  const int64_t T = gi.size(0), B = gi.size(1), H = gi.size(2) / 3;
+  auto out = at::empty({T, B, H}, gi.options());
+  auto ghn = at::empty({T, B, H}, gi.options());
+  auto gh = at::zeros({B, 3 * H}, gi.options());  // h_prev W_hh^T; zero at step 0
+  const auto zeros = at::zeros({H}, gi.options());  // h_prev at step 0
+  const auto w_t = w_hh.t();
+  float* G = gi.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  float* N = ghn.data_ptr<float>();
+  const float* GH = gh.data_ptr<float>();
+  const float* BI = b_ih.data_ptr<float>();
+  const float* BH = b_hh.data_ptr<float>();
+  const float* Z = zeros.data_ptr<float>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (t > 0) at::mm_out(gh, out[t - 1], w_t);
+    float* g = G + t * B * 3 * H;
+    float* o = O + t * B * H;
+    float* hn = N + t * B * H;
+    const float* hp = t > 0 ? O + (t - 1) * B * H : Z;
+    const int64_t hp_stride = t > 0 ? H : 0;
+    at::parallel_for(0, B, kRowGrain, [=](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        float* gr = g + b * 3 * H;
+        const float* hr = GH + b * 3 * H;
+        float* orow = o + b * H;
+        float* nrow = hn + b * H;
+        const float* prow = hp + b * hp_stride;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const float r = sigmoid(gr[j] + BI[j] + hr[j] + BH[j]);
+          const float z = sigmoid(gr[H + j] + BI[H + j] + hr[H + j] + BH[H + j]);
+          const float c = hr[2 * H + j] + BH[2 * H + j];
+          const float n = tanh_(gr[2 * H + j] + BI[2 * H + j] + r * c);
+          gr[j] = r;
+          gr[H + j] = z;
+          gr[2 * H + j] = n;
+          nrow[j] = c;
+          orow[j] = n + z * (prow[j] - n);
+        }
+      }
+    });
+  }
+  return {out, ghn};
+}
+
+// Backward of gru_layer_forward. d_out (T, B, H): the gradient reaching each output from above.
+// Returns the gradients of the input projection (T, B, 3H), of the recurrent product h_prev W_hh^T
+// (T, B, 3H; step 0's has no product behind it) and of the biases [b_ih; b_hh] (2, 3H).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tensor& d_out, const at::Tensor& gates,
+                                                                  const at::Tensor& ghn, const at::Tensor& out,
+                                                                  const at::Tensor& w_hh) {
+  check_f32(d_out, "d_out");
+  check_f32(gates, "gates");
+  check_f32(ghn, "ghn");
+  check_f32(out, "out");
+  const int64_t T = d_out.size(0), B = d_out.size(1), H = d_out.size(2);
+  auto d_gi = at::empty({T, B, 3 * H}, gates.options());
+  auto d_gh = at::empty({T, B, 3 * H}, gates.options());
+  auto dh = at::zeros({B, H}, gates.options());  // gradient reaching h_t from step t + 1
+  const auto zeros = at::zeros({H}, gates.options());
+  const int64_t threads = at::get_num_threads();
+  auto partial = at::zeros({threads, 4, H}, gates.options());  // sums of dr, dz, dn, dn * r
+  const float* DO = d_out.data_ptr<float>();
+  const float* G = gates.data_ptr<float>();
+  const float* C = ghn.data_ptr<float>();
+  const float* O = out.data_ptr<float>();
+  const float* Z = zeros.data_ptr<float>();
+  float* DGI = d_gi.data_ptr<float>();
+  float* DGH = d_gh.data_ptr<float>();
+  float* DH = dh.data_ptr<float>();
+  float* P = partial.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(kRowGrain, (B + threads - 1) / threads);  // a chunk per thread
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const float* hp = t > 0 ? O + (t - 1) * B * H : Z;
+    const int64_t hp_stride = t > 0 ? H : 0;
+    at::parallel_for(0, B, grain, [=](int64_t b0, int64_t b1) {
+      float* acc = P + at::get_thread_num() * 4 * H;
+      for (int64_t b = b0; b < b1; ++b) {
+        const float* g = G + (t * B + b) * 3 * H;
+        const float* c = C + (t * B + b) * H;
+        const float* d = DO + (t * B + b) * H;
+        const float* p = hp + b * hp_stride;
+        float* dgi = DGI + (t * B + b) * 3 * H;
+        float* dgh = DGH + (t * B + b) * 3 * H;
+        float* dhr = DH + b * H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const float r = g[j], z = g[H + j], n = g[2 * H + j];
+          const float dhj = dhr[j] + d[j];
+          const float dn = dhj * (1.0f - z) * (1.0f - n * n);
+          const float dz = dhj * (p[j] - n) * z * (1.0f - z);
+          const float dr = dn * c[j] * r * (1.0f - r);
+          dgi[j] = dr;
+          dgi[H + j] = dz;
+          dgi[2 * H + j] = dn;
+          dgh[j] = dr;
+          dgh[H + j] = dz;
+          dgh[2 * H + j] = dn * r;
+          dhr[j] = dhj * z;
+          acc[j] += dr;
+          acc[H + j] += dz;
+          acc[2 * H + j] += dn;
+          acc[3 * H + j] += dn * r;
+        }
+      }
+    });
+    if (t > 0) dh.addmm_(d_gh[t], w_hh);
+  }
+  const auto sums = partial.sum(0);  // (4, H)
+  auto d_bias = at::empty({2, 3 * H}, gates.options());
+  d_bias[0].copy_(sums.slice(0, 0, 3).reshape({3 * H}));
+  d_bias[1].slice(0, 0, 2 * H).copy_(sums.slice(0, 0, 2).reshape({2 * H}));
+  d_bias[1].slice(0, 2 * H, 3 * H).copy_(sums[3]);
+  return {d_gi, d_gh, d_bias};
+}
+
+// Residual block after its matrix product: y = LayerNorm(x + mask * silu(u + bias)), row-wise over
+// (R, W); u = x W^T without the bias, which is added here in place (u + bias is kept for the backward).
+// The mask is models.common.dropout_mask(key, (R, W), p) computed on the fly; p = 0: no dropout.
+// Returns y and the mean and rstd of each row.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_forward(
+    const at::Tensor& x, at::Tensor u, const at::Tensor& bias, const at::Tensor& gamma, const at::Tensor& beta,
+    int64_t key, int64_t thr, double p, double eps) {
+  check_f32(x, "x");
+  check_f32(u, "u");
+  const int64_t R = x.size(0), W = x.size(1);
+  auto y = at::empty_like(x);
+  auto mu = at::empty({R}, x.options());
+  auto rstd = at::empty({R}, x.options());
+  // p = 0: threshold 0 keeps every entry with scale 1 (no branch in the vectorised loop)
+  const uint32_t k = static_cast<uint32_t>(key), th = p > 0.0 ? static_cast<uint32_t>(thr) : 0U;
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+  const float* X = x.data_ptr<float>();
+  float* U = u.data_ptr<float>();
+  const float *GA = gamma.data_ptr<float>(), *BE = beta.data_ptr<float>(), *BI = bias.data_ptr<float>();
+  float *Y = y.data_ptr<float>(), *MU = mu.data_ptr<float>(), *RS = rstd.data_ptr<float>();
+  const float inv_w = 1.0f / static_cast<float>(W);
+  at::parallel_for(0, R, kRowGrain, [=](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = X + r * W;
+      float* ur = U + r * W;
+      float* yr = Y + r * W;  // holds the residual sum until it is normalised
+      const uint32_t base = static_cast<uint32_t>(r * W);
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < W; ++j) {
+        const float uj = ur[j] + BI[j];
+        ur[j] = uj;
+        const float a = uj * sigmoid(uj) * dropout_scale(base + static_cast<uint32_t>(j), k, th, keep);
+        const float v = xr[j] + a;
+        yr[j] = v;
+        sum += v;
+      }
+      const float mean = sum * inv_w;
+      float var = 0.0f;
+#pragma omp simd reduction(+ : var)
+      for (int64_t j = 0; j < W; ++j) {
+        const float dv = yr[j] - mean;
+        var += dv * dv;
+      }
+      const float rs = 1.0f / std::sqrt(var * inv_w + static_cast<float>(eps));
+#pragma omp simd
+      for (int64_t j = 0; j < W; ++j) yr[j] = (yr[j] - mean) * rs * GA[j] + BE[j];
+      MU[r] = mean;
+      RS[r] = rs;
+    }
+  });
+  return {y, mu, rstd};
+}
+
+// Backward of residual_block_forward up to the matrix product (the residual sum and the mask are
+// recomputed from x and u). Returns ds (the gradient of the residual sum, which is also the skip path's
+// gradient), du (of u + bias), and the column sums [dgamma; dbeta; dbias] (3, W).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
+    const at::Tensor& dy, const at::Tensor& x, const at::Tensor& u, const at::Tensor& mu, const at::Tensor& rstd,
+    const at::Tensor& gamma, int64_t key, int64_t thr, double p) {
+  check_f32(dy, "dy");
+  check_f32(x, "x");
+  check_f32(u, "u");
+  const int64_t R = dy.size(0), W = dy.size(1);
+  auto ds = at::empty_like(dy);
+  auto du = at::empty_like(dy);
+  const int64_t threads = at::get_num_threads();
+  auto partial = at::zeros({threads, 3, W}, dy.options());
+  // p = 0: threshold 0 keeps every entry with scale 1 (no branch in the vectorised loop)
+  const uint32_t k = static_cast<uint32_t>(key), th = p > 0.0 ? static_cast<uint32_t>(thr) : 0U;
+  const float keep = static_cast<float>(1.0 / (1.0 - p));
+  const float *DY = dy.data_ptr<float>(), *X = x.data_ptr<float>(), *U = u.data_ptr<float>();
+  const float *MU = mu.data_ptr<float>(), *RS = rstd.data_ptr<float>(), *GA = gamma.data_ptr<float>();
+  float *DS = ds.data_ptr<float>(), *DU = du.data_ptr<float>(), *P = partial.data_ptr<float>();
+  const float inv_w = 1.0f / static_cast<float>(W);
+  // one chunk per thread, so each thread owns one row of `partial`
+  const int64_t grain = std::max<int64_t>(kRowGrain, (R + threads - 1) / threads);
+  at::parallel_for(0, R, grain, [=](int64_t r0, int64_t r1) {
+    float* acc = P + at::get_thread_num() * 3 * W;
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* dyr = DY + r * W;
+      const float* xr = X + r * W;
+      const float* ur = U + r * W;
+      float* dsr = DS + r * W;  // holds x_hat until the second pass
+      float* dur = DU + r * W;  // holds the mask until the second pass
+      const uint32_t base = static_cast<uint32_t>(r * W);
+      const float mean = MU[r], rs = RS[r];
+      float g_sum = 0.0f, gx_sum = 0.0f;
+#pragma omp simd reduction(+ : g_sum, gx_sum)
+      for (int64_t j = 0; j < W; ++j) {
+        const float sg = sigmoid(ur[j]);
+        const float m = dropout_scale(base + static_cast<uint32_t>(j), k, th, keep);
+        const float xh = (xr[j] + m * ur[j] * sg - mean) * rs;
+        const float g = dyr[j] * GA[j];
+        g_sum += g;
+        gx_sum += g * xh;
+        acc[j] += dyr[j] * xh;
+        acc[W + j] += dyr[j];
+        dsr[j] = xh;
+        dur[j] = m;
+      }
+      g_sum *= inv_w;
+      gx_sum *= inv_w;
+#pragma omp simd
+      for (int64_t j = 0; j < W; ++j) {
+        const float d = rs * (dyr[j] * GA[j] - g_sum - dsr[j] * gx_sum);
+        dsr[j] = d;
+        const float sg = sigmoid(ur[j]);
+        const float dv = d * dur[j] * sg * (1.0f + ur[j] * (1.0f - sg));
+        dur[j] = dv;
+        acc[2 * W + j] += dv;
+      }
+    }
+  });
+  return {ds, du, partial.sum(0)};
+}
+
+}  // namespace
+
+TORCH_LIBRARY(admpo_cpu, m) {
+  m.def("gru_layer_forward(Tensor(a!) gi, Tensor b_ih, Tensor w_hh, Tensor b_hh) -> (Tensor, Tensor)");
+  m.def("gru_layer_backward(Tensor d_out, Tensor gates, Tensor ghn, Tensor out, Tensor w_hh)"
+        " -> (Tensor, Tensor, Tensor)");
+  m.def("residual_block_forward(Tensor x, Tensor(a!) u, Tensor bias, Tensor gamma, Tensor beta, int key,"
+        " int thr, float p, float eps) -> (Tensor, Tensor, Tensor)");
+  m.def("residual_block_backward(Tensor dy, Tensor x, Tensor u, Tensor mu, Tensor rstd, Tensor gamma, int key,"
+        " int thr, float p) -> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(admpo_cpu, CPU, m) {
+  m.impl("gru_layer_forward", &gru_layer_forward);
+  m.impl("gru_layer_backward", &gru_layer_backward);
+  m.impl("residual_block_forward", &residual_block_forward);
+  m.impl("residual_block_backward", &residual_block_backward);
+}
