@@ -235,6 +235,16 @@ class WindowSampler:
         """Windows of exactly k steps (all valid)."""
         return self.gather(self._pick(k, batch), k)
 
+    def sample_one_step(self, batch: int) -> dict[str, torch.Tensor]:
+        """Single transitions for one-step models: s0 (B, obs), action (B, act), target (B, obs+1) =
+        (next state - s0, reward). The same draws as sample_k(1, batch), without the window bookkeeping."""
+        c = self.cols
+        rows = self.table[self._pick(1, batch)]
+        s0 = rows[:, c["obs"]]
+        target = rows[:, c["target"]].clone()
+        target[:, : s0.shape[1]] -= s0
+        return {"s0": s0, "action": rows[:, c["act"]], "target": target}
+
 
 def rollout_starts(data: Transitions, m: int) -> np.ndarray:
     """Rows t whose m-1 preceding transitions lie in the same episode (a full real history window)."""

@@ -18,12 +18,15 @@
 #include <cstdint>
 #include <cstring>
 
+// Helpers called inside vectorised loops must be inlined, or the loop calls them one lane at a time.
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 namespace {
 
 // exp to ~2 ulp on [-80, 80] and clamped outside, inline so loops over it vectorise (Cephes' expf
 // polynomial). The clamp keeps exp and 1 / (1 + exp) clear of denormals, which are ~100x slower on x86;
 // sigmoid and tanh are saturated to float precision well inside it.
-inline float fast_exp(float x) {
+ALWAYS_INLINE float fast_exp(float x) {
   x = x < -80.0f ? -80.0f : (x > 80.0f ? 80.0f : x);
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   float r = std::fma(n, -0.693359375f, x);
@@ -43,7 +46,7 @@ inline float fast_exp(float x) {
 
 // lowbias32, as models.common._mix32: the dropout masks are a hash of (block key, entry index), so the
 // backward recomputes them instead of reading a stored mask
-inline uint32_t mix32(uint32_t x) {
+ALWAYS_INLINE uint32_t mix32(uint32_t x) {
   x ^= x >> 16;
   x *= 0x7FEB352DU;
   x ^= x >> 15;
@@ -52,14 +55,36 @@ inline uint32_t mix32(uint32_t x) {
 }
 
 // 0 or 1/(1-p) for entry i of the block with this key; thr = round(p * 2^24)
-inline float dropout_scale(uint32_t i, uint32_t key, uint32_t thr, float keep_scale) {
+ALWAYS_INLINE float dropout_scale(uint32_t i, uint32_t key, uint32_t thr, float keep_scale) {
   return (mix32(mix32(i ^ key) + key) >> 8) >= thr ? keep_scale : 0.0f;
 }
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
+ALWAYS_INLINE float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
 // 1 - 2 / (e^{2x} + 1): saturates to +-1 without overflow
-inline float tanh_(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
+ALWAYS_INLINE float tanh_(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
+
+// log(1 + e) for e in [0, 1] to ~1e-7 (Cephes' logf polynomial after halving arguments above sqrt 2)
+ALWAYS_INLINE float log1p_unit(float e) {
+  float y = 1.0f + e;
+  const bool big = y > 1.41421356f;
+  y = big ? 0.5f * y : y;
+  const float x = y - 1.0f;
+  const float z = x * x;
+  float p = 7.0376836292e-2f;
+  p = std::fma(p, x, -1.1514610310e-1f);
+  p = std::fma(p, x, 1.1676998740e-1f);
+  p = std::fma(p, x, -1.2420140846e-1f);
+  p = std::fma(p, x, 1.4249322787e-1f);
+  p = std::fma(p, x, -1.6668057665e-1f);
+  p = std::fma(p, x, 2.0000714765e-1f);
+  p = std::fma(p, x, -2.4999993993e-1f);
+  p = std::fma(p, x, 3.3333331174e-1f);
+  return x + (x * z * p - 0.5f * z) + (big ? 0.69314718056f : 0.0f);
+}
+
+// log(1 + e^x) without overflow
+ALWAYS_INLINE float softplus(float x) { return (x > 0.0f ? x : 0.0f) + log1p_unit(fast_exp(x > 0.0f ? -x : x)); }
 
 void check_f32(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous() && t.device().is_cpu(), name,
@@ -310,6 +335,149 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
   return {ds, du, partial.sum(0)};
 }
 
+// Rows [r0, r1) of bias_silu_forward; row r belongs to member r / B.
+void bias_silu_rows(float* __restrict U, float* __restrict A, const float* __restrict BI, int64_t r0, int64_t r1,
+                    int64_t B, int64_t W) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* __restrict ur = U + r * W;
+    float* __restrict ar = A + r * W;
+    const float* __restrict br = BI + (r / B) * W;
+#pragma omp simd
+    for (int64_t j = 0; j < W; ++j) {
+      const float v = ur[j] + br[j];
+      ur[j] = v;
+      ar[j] = v * sigmoid(v);
+    }
+  }
+}
+
+// Hidden layer of the batched ensemble after its product: u (E, B, W) = x W without the bias. Adds the
+// bias (E, 1, W) to u in place (kept for the backward) and returns silu(u).
+at::Tensor bias_silu_forward(at::Tensor u, const at::Tensor& bias) {
+  check_f32(u, "u");
+  check_f32(bias, "bias");
+  const int64_t E = u.size(0), B = u.size(1), W = u.size(2);
+  auto a = at::empty_like(u);
+  float* U = u.data_ptr<float>();
+  float* A = a.data_ptr<float>();
+  const float* BI = bias.data_ptr<float>();
+  at::parallel_for(0, E * B, kRowGrain, [=](int64_t r0, int64_t r1) { bias_silu_rows(U, A, BI, r0, r1, B, W); });
+  return a;
+}
+
+// Rows [r0, r1) of silu_backward_bias, summing the bias gradient into acc (E, W).
+void silu_backward_rows(float* __restrict D, const float* __restrict U, float* __restrict acc, int64_t r0,
+                        int64_t r1, int64_t B, int64_t W) {
+  for (int64_t r = r0; r < r1; ++r) {
+    float* __restrict dr = D + r * W;
+    const float* __restrict ur = U + r * W;
+    float* __restrict ar = acc + (r / B) * W;
+#pragma omp simd
+    for (int64_t j = 0; j < W; ++j) {
+      const float sg = sigmoid(ur[j]);
+      const float v = dr[j] * sg * (1.0f + ur[j] * (1.0f - sg));
+      dr[j] = v;
+      ar[j] += v;
+    }
+  }
+}
+
+// Backward of bias_silu_forward: d (E, B, W), the gradient of silu(u), becomes the gradient of u in
+// place; returns the bias gradient (E, 1, W) from the same pass.
+at::Tensor silu_backward_bias(at::Tensor d, const at::Tensor& u) {
+  check_f32(d, "d");
+  check_f32(u, "u");
+  const int64_t E = d.size(0), B = d.size(1), W = d.size(2);
+  const int64_t threads = at::get_num_threads();
+  auto partial = at::zeros({threads, E, 1, W}, d.options());
+  float* D = d.data_ptr<float>();
+  const float* U = u.data_ptr<float>();
+  float* P = partial.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(kRowGrain, (E * B + threads - 1) / threads);  // a chunk per thread
+  at::parallel_for(0, E * B, grain, [=](int64_t r0, int64_t r1) {
+    silu_backward_rows(D, U, P + at::get_thread_num() * E * W, r0, r1, B, W);
+  });
+  return partial.sum(0);
+}
+
+// Rows [r0, r1) of clamped_nll; acc: this thread's [loss, d lo (D), d hi (D)]. D is small (12 for
+// Hopper), so the loop runs across a tile of rows for each column: 16 lanes busy instead of 12 of them in
+// one vector and the rest in a scalar tail. Rows past the end of the tile count with weight 0.
+constexpr int64_t kNllTile = 16;
+
+void clamped_nll_rows(const float* __restrict O, const float* __restrict LO, const float* __restrict HI,
+                      const float* __restrict Y, const float* __restrict WT, float c, float* __restrict G,
+                      float* __restrict acc, int64_t r0, int64_t r1, int64_t D) {
+  float mu[kNllTile], raw[kNllTile], y[kNllTile], w[kNllTile], gm[kNllTile], gr[kNllTile];
+  float loss = 0.0f;
+  for (int64_t rt = r0; rt < r1; rt += kNllTile) {
+    const int64_t n = std::min<int64_t>(kNllTile, r1 - rt);
+    for (int64_t t = 0; t < kNllTile; ++t) w[t] = t < n ? (WT ? WT[rt + t] : 1.0f) : 0.0f;
+    for (int64_t j = 0; j < D; ++j) {
+      for (int64_t t = 0; t < kNllTile; ++t) {
+        const bool in = t < n;
+        mu[t] = in ? O[(rt + t) * 2 * D + j] : 0.0f;
+        raw[t] = in ? O[(rt + t) * 2 * D + D + j] : 0.0f;
+        y[t] = in ? Y[(rt + t) * D + j] : 0.0f;
+      }
+      const float lo = LO[j], hi = HI[j];
+      float d_lo = 0.0f, d_hi = 0.0f;
+#pragma omp simd reduction(+ : loss, d_lo, d_hi)
+      for (int64_t t = 0; t < kNllTile; ++t) {
+        const float a = hi - raw[t];
+        const float b = hi - softplus(a) - lo;
+        const float lv = lo + softplus(b);
+        const float iv = fast_exp(-lv);
+        const float err = mu[t] - y[t];
+        const float e = err * err * iv;
+        loss += w[t] * (e + lv);
+        const float cw = c * w[t];
+        const float d_lv = cw * (1.0f - e);
+        const float d_l1 = d_lv * sigmoid(b);
+        const float sa = sigmoid(a);
+        gm[t] = 2.0f * cw * err * iv;
+        gr[t] = d_l1 * sa;
+        d_lo += d_lv - d_l1;
+        d_hi += d_l1 * (1.0f - sa);
+      }
+      for (int64_t t = 0; t < n; ++t) {
+        G[(rt + t) * 2 * D + j] = gm[t];
+        G[(rt + t) * 2 * D + D + j] = gr[t];
+      }
+      acc[1 + j] += d_lo;
+      acc[1 + D + j] += d_hi;
+    }
+  }
+  acc[0] += loss;
+}
+
+// scale * mean((mu - y)^2 exp(-lv) + lv) over the rows with weight 1 (weight: (R,) of 0/1, or none), where
+// out (R, 2D) = [mu | raw] and lv = soft_clamp(raw, lo, hi) (models.common.soft_clamp). Returns the loss
+// (a 0-dim tensor), its gradient for out (R, 2D) and for [lo; hi] (2, D): models.common._ClampedGaussianNLL.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> clamped_nll(const at::Tensor& out, const at::Tensor& lo,
+                                                           const at::Tensor& hi, const at::Tensor& target,
+                                                           const c10::optional<at::Tensor>& weight, double scale) {
+  check_f32(out, "out");
+  check_f32(target, "target");
+  const int64_t R = target.size(0), D = target.size(1);
+  const bool has_w = weight.has_value() && weight->defined();
+  if (has_w) check_f32(*weight, "weight");
+  const double rows = has_w ? weight->sum().item<double>() : static_cast<double>(R);
+  const float c = static_cast<float>(scale / (std::max(rows, 1.0) * static_cast<double>(D)));
+  auto g = at::empty({R, 2 * D}, out.options());
+  const int64_t threads = at::get_num_threads();
+  auto partial = at::zeros({threads, 1 + 2 * D}, out.options());
+  const float *O = out.data_ptr<float>(), *LO = lo.data_ptr<float>(), *HI = hi.data_ptr<float>();
+  const float *Y = target.data_ptr<float>(), *WT = has_w ? weight->data_ptr<float>() : nullptr;
+  float *G = g.data_ptr<float>(), *P = partial.data_ptr<float>();
+  const int64_t grain = std::max<int64_t>(64, (R + threads - 1) / threads);  // a chunk per thread
+  at::parallel_for(0, R, grain, [=](int64_t r0, int64_t r1) {
+    clamped_nll_rows(O, LO, HI, Y, WT, c, G, P + at::get_thread_num() * (1 + 2 * D), r0, r1, D);
+  });
+  const auto sums = partial.sum(0);
+  return {sums[0] * c, g, sums.slice(0, 1).view({2, D})};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(admpo_cpu, m) {
@@ -320,6 +488,10 @@ TORCH_LIBRARY(admpo_cpu, m) {
         " int thr, float p, float eps) -> (Tensor, Tensor, Tensor)");
   m.def("residual_block_backward(Tensor dy, Tensor x, Tensor u, Tensor mu, Tensor rstd, Tensor gamma, int key,"
         " int thr, float p) -> (Tensor, Tensor, Tensor)");
+  m.def("bias_silu_forward(Tensor(a!) u, Tensor bias) -> Tensor");
+  m.def("silu_backward_bias(Tensor(a!) d, Tensor u) -> Tensor");
+  m.def("clamped_nll(Tensor out, Tensor lo, Tensor hi, Tensor target, Tensor? weight, float scale)"
+        " -> (Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(admpo_cpu, CPU, m) {
@@ -327,4 +499,7 @@ TORCH_LIBRARY_IMPL(admpo_cpu, CPU, m) {
   m.impl("gru_layer_backward", &gru_layer_backward);
   m.impl("residual_block_forward", &residual_block_forward);
   m.impl("residual_block_backward", &residual_block_backward);
+  m.impl("bias_silu_forward", &bias_silu_forward);
+  m.impl("silu_backward_bias", &silu_backward_bias);
+  m.impl("clamped_nll", &clamped_nll);
 }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 from .base import RecurrentModel, Stepper, masked_mse_per_position
-from .common import gaussian_nll
 
 
 class ADM(RecurrentModel):
@@ -20,24 +19,27 @@ class ADM(RecurrentModel):
     def forward(self, s0: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j is the (j+1)-step
         prediction."""
-        L = actions.shape[1]
-        # time-major through the GRU and the head; the (B, L) views at the end cost nothing
-        x = torch.cat([self.norm.obs(s0)[None].expand(L, -1, -1), self.norm.act(actions.transpose(0, 1))], -1)
-        mean, logvar = self.head(self.run_gru(x.to(self.dtype)))
+        mean, logvar = self.head(self.features(s0, actions))
         return mean.transpose(0, 1), logvar.transpose(0, 1)
+
+    def features(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The GRU's outputs (L, B, hidden), time-major: the head runs on them as they are and the (B, L)
+        views are taken at the end, at no cost."""
+        L = actions.shape[1]
+        x = torch.cat([self.norm.obs(s0)[None].expand(L, -1, -1), self.norm.act(actions.transpose(0, 1))], -1)
+        return self.run_gru(x.to(self.dtype))
 
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         if k_sampling == "all":
             # Eq. (2) exactly: all k in one pass over the longest window.
             b = sampler.sample_all(batch_size)
-            mean, logvar = self(b["s0"], b["actions"])
-            loss = gaussian_nll(mean, logvar, b["target"], b["mask"])
+            loss = self.head.nll(self.features(b["s0"], b["actions"]), b["target"].transpose(0, 1),
+                                 b["mask"].transpose(0, 1))
         else:
             # Authors' code: one k per minibatch.
             k = int(torch.randint(1, self.m + 1, (1,), generator=gen))
             b = sampler.sample_k(k, batch_size)
-            mean, logvar = self(b["s0"], b["actions"])
-            loss = gaussian_nll(mean[:, -1], logvar[:, -1], b["target"][:, -1])
+            loss = self.head.nll(self.features(b["s0"], b["actions"])[-1], b["target"][:, -1])
         return loss + self.head.bound_penalty()
 
     @torch.no_grad()

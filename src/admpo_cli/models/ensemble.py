@@ -8,8 +8,54 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..kernels import use_for
 from .base import DynamicsModel, Stepper
-from .common import bound_penalty, gaussian_nll, soft_clamp
+from .common import bound_penalty, clamped_gaussian_nll, soft_clamp
+
+_silu_backward = torch.ops.aten.silu_backward
+
+
+class _EnsembleTrunkFunction(torch.autograd.Function):
+    """The members' SiLU MLP, (E, B, in) -> (E, B, out), with a hand-written backward: per layer one
+    batched product each way and one pass for the activation (fused with its bias and, backwards, with
+    the bias gradient by the CPU kernels), where autograd's baddbmm/silu also copy the bias into every
+    row and sum the bias gradient in a pass of its own."""
+
+    @staticmethod
+    def forward(ctx, x, *params):
+        L = len(params) // 2
+        ws, bs = params[:L], params[L:]
+        ops = use_for(x, ws[0])
+        xs, us = [x], []
+        for i in range(L - 1):
+            if ops is not None:
+                u = torch.bmm(xs[-1], ws[i])
+                xs.append(ops.bias_silu_forward(u, bs[i]))
+            else:
+                u = torch.baddbmm(bs[i], xs[-1], ws[i])
+                xs.append(F.silu(u))
+            us.append(u)
+        ctx.ops = ops
+        ctx.save_for_backward(*ws, *xs, *us)
+        return torch.baddbmm(bs[-1], xs[-1], ws[-1])
+
+    @staticmethod
+    def backward(ctx, d):
+        saved = ctx.saved_tensors
+        L = (len(saved) + 1) // 3
+        ws, xs, us = saved[:L], saved[L : 2 * L], saved[2 * L :]
+        gws, gbs = [None] * L, [None] * L
+        d = d.contiguous()
+        gws[-1], gbs[-1] = torch.bmm(xs[-1].transpose(1, 2), d), d.sum(1, keepdim=True)
+        for i in range(L - 2, -1, -1):
+            d = torch.bmm(d, ws[i + 1].transpose(1, 2))
+            if ctx.ops is not None:
+                gbs[i] = ctx.ops.silu_backward_bias(d, us[i])
+            else:
+                d = _silu_backward(d, us[i])
+                gbs[i] = d.sum(1, keepdim=True)
+            gws[i] = torch.bmm(xs[i].transpose(1, 2), d)
+        return (None, *gws, *gbs)
 
 
 class EnsembleLinear(nn.Module):
@@ -40,27 +86,33 @@ class Ensemble(DynamicsModel):
         self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))
         self.register_buffer("elites", torch.arange(elites))
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """obs (E, B, obs) or (B, obs) (broadcast to all members) -> mean, logvar (E, B, obs+1)."""
+    def raw(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """obs (E, B, obs) or (B, obs) (broadcast to all members) -> the last layer's output (E, B, 2 (obs+1)):
+        mean and unclamped log-variance."""
         x = torch.cat([self.norm.obs(obs), self.norm.act(act)], -1).to(self.layers_[0].weight.dtype)
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.members, -1, -1)
+        if torch.is_grad_enabled():
+            return _EnsembleTrunkFunction.apply(x.contiguous(), *(layer.weight for layer in self.layers_),
+                                                *(layer.bias for layer in self.layers_))
         for i, layer in enumerate(self.layers_):
             x = layer(x)
             if i < len(self.layers_) - 1:
                 x = F.silu(x)
-        mean, logvar = x.chunk(2, -1)
+        return x
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """obs (E, B, obs) or (B, obs) (broadcast to all members) -> mean, logvar (E, B, obs+1)."""
+        mean, logvar = self.raw(obs, act).chunk(2, -1)
         return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
 
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         # Each member draws its own minibatch (the bootstrap of MBPO).
-        b = sampler.sample_k(1, self.members * batch_size)
         E = self.members
-        obs = b["s0"].reshape(E, batch_size, -1)
-        act = b["actions"][:, 0].reshape(E, batch_size, -1)
-        target = b["target"][:, 0].reshape(E, batch_size, -1)
-        mean, logvar = self(obs, act)
-        loss = gaussian_nll(mean, logvar, target) * E  # sum over members, mean within
+        b = sampler.sample_one_step(E * batch_size)
+        obs, act, target = (b[key].reshape(E, batch_size, -1) for key in ("s0", "action", "target"))
+        # sum over members, mean within
+        loss = clamped_gaussian_nll(self.raw(obs, act), self.min_logvar, self.max_logvar, target, scale=E)
         # MBPO's per-layer L2 term lives in the optimiser (param_groups): Adam's weight_decay adds
         # decay * w to the gradient, the gradient of 0.5 * decay * |w|^2, without extra ops here.
         return loss + bound_penalty(self.min_logvar, self.max_logvar)
