@@ -189,3 +189,104 @@ def test_fused_head_equals_python_path_with_the_same_dropout(fused, monkeypatch,
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_keep_heap_memory_applies_on_glibc():
     assert keep_heap_memory() is True
+
+
+@pytest.fixture(params=["fused", "pytorch"])
+def path(request, monkeypatch):
+    """Runs a test on the fused CPU kernels and on the pure-PyTorch path."""
+    if request.param == "fused":
+        if shutil.which("c++") is None:
+            pytest.skip("no C++ compiler")
+        monkeypatch.setenv("ADMPO_CPU_KERNELS", "1")
+    else:
+        monkeypatch.setenv("ADMPO_CPU_KERNELS", "0")
+    kernels.reset()
+    yield request.param
+    kernels.reset()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_clamped_nll_equals_autograd_of_the_reference_loss(path, masked):
+    from admpo_cli.models.common import clamped_gaussian_nll, gaussian_nll, soft_clamp
+
+    torch.manual_seed(4)
+    D = 5
+    out = (torch.randn(3, 37, 2 * D) * 3).requires_grad_()  # raw values past both bounds too
+    lo = (torch.full((D,), -4.0) + torch.randn(D)).requires_grad_()
+    hi = (torch.full((D,), 0.5) + torch.randn(D) * 0.3).requires_grad_()
+    y = torch.randn(3, 37, D)
+    mask = torch.rand(3, 37) > 0.4 if masked else None
+    mu, raw = out.chunk(2, -1)
+    ref = gaussian_nll(mu, soft_clamp(raw, lo, hi), y, mask) * 3.0
+    ref_grads = torch.autograd.grad(ref, [out, lo, hi])
+    loss = clamped_gaussian_nll(out, lo, hi, y, mask, scale=3.0)
+    grads = torch.autograd.grad(loss * 2.0, [out, lo, hi])  # the incoming gradient scales them
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-5)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, 2.0 * r, rtol=1e-4, atol=1e-5)
+
+
+def test_ensemble_trunk_gradients_equal_autograd(path):
+    from admpo_cli.models.ensemble import Ensemble
+
+    torch.manual_seed(5)
+    ens = Ensemble(4, 2, members=3, elites=2, hidden=24, layers=3)
+    obs, act = torch.randn(3, 19, 4), torch.randn(3, 19, 2)
+    w = torch.randn(3, 19, 10)
+    (ens.raw(obs, act) * w).sum().backward()
+    grads = [p.grad.clone() for p in ens.layers_.parameters()]
+    x = torch.cat([ens.norm.obs(obs), ens.norm.act(act)], -1)
+    for i, layer in enumerate(ens.layers_):  # the same network in plain autograd ops
+        x = torch.baddbmm(layer.bias, x, layer.weight)
+        if i < len(ens.layers_) - 1:
+            x = F.silu(x)
+    ref = torch.autograd.grad((x * w).sum(), list(ens.layers_.parameters()))
+    for g, r in zip(grads, ref, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["adm", "bootrnn"])
+def test_recurrent_losses_equal_the_masked_nll_of_their_predictions(path, kind):
+    from admpo_cli.data.dataset import Transitions, WindowSampler
+    from admpo_cli.models.adm import ADM
+    from admpo_cli.models.bootrnn import BootRNN
+    from admpo_cli.models.common import gaussian_nll
+
+    rng = np.random.default_rng(0)
+    n = 300
+    ends = np.zeros(n, bool)
+    ends[49::50] = True  # short episodes: masked k positions at their ends
+    data = Transitions(rng.normal(size=(n, 3)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32),
+                       np.zeros(n, bool), ends)
+    torch.manual_seed(6)
+    cls = ADM if kind == "adm" else BootRNN
+    mdl = cls(3, 2, m=4, hidden=16, layers=2, head_blocks=2).eval()  # no dropout: both passes see the same net
+    loss = mdl.train_loss(WindowSampler(data, 4, seed=1), 64, "all", torch.Generator())
+    b = WindowSampler(data, 4, seed=1).sample_all(64)  # the same batch again
+    assert not bool(b["mask"].all())
+    if kind == "adm":
+        mean, logvar = mdl(b["s0"], b["actions"])
+        target = b["target"]
+    else:
+        states, target = mdl._targets(b)
+        mean, logvar, _ = mdl(states, b["actions"])
+    ref = gaussian_nll(mean, logvar, target, b["mask"]) + mdl.head.bound_penalty()
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_one_step_batches_are_the_k1_windows():
+    from admpo_cli.data.dataset import Transitions, WindowSampler
+
+    rng = np.random.default_rng(1)
+    n = 200
+    ends = np.zeros(n, bool)
+    ends[99::100] = True
+    data = Transitions(rng.normal(size=(n, 3)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32),
+                       np.zeros(n, bool), ends)
+    one = WindowSampler(data, 3, seed=2).sample_one_step(50)
+    win = WindowSampler(data, 3, seed=2).sample_k(1, 50)
+    torch.testing.assert_close(one["s0"], win["s0"])
+    torch.testing.assert_close(one["action"], win["actions"][:, 0])
+    torch.testing.assert_close(one["target"], win["target"][:, 0])

@@ -12,7 +12,6 @@ import hashlib
 import os
 import shutil
 import sys
-import warnings
 from functools import cache
 from pathlib import Path
 
@@ -37,12 +36,19 @@ def _load():
     if not enabled():
         return None
     if shutil.which(os.environ.get("CXX", "c++")) is None:
-        warnings.warn("admpo: no C++ compiler found; using the slower pure-PyTorch CPU path", stacklevel=3)
+        print("admpo: no C++ compiler found; using the slower pure-PyTorch CPU path", file=sys.stderr)
         return None
     from torch.utils import cpp_extension
 
+    name = _name()
     try:
-        cpp_extension.load(name=_name(), sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False,
+        built = Path(cpp_extension._get_build_directory(name, verbose=False), f"{name}.so").exists()
+    except Exception:
+        built = False
+    if not built:
+        print("admpo: compiling the fused CPU kernels (once per machine and torch version, ~15 s)", file=sys.stderr)
+    try:
+        cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False,
                            verbose=False)
     except Exception as e:  # a failed build must not stop training: the PyTorch path is exact
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 
 from .base import RecurrentModel, Stepper, masked_mse_per_position
-from .common import gaussian_nll
 
 
 class BootRNN(RecurrentModel):
@@ -30,8 +29,9 @@ class BootRNN(RecurrentModel):
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         b = sampler.sample_all(batch_size)
         states, target = self._targets(b)
-        mean, logvar, _ = self(states, b["actions"])
-        return gaussian_nll(mean, logvar, target, b["mask"]) + self.head.bound_penalty()
+        x = torch.cat([self.norm.obs(states), self.norm.act(b["actions"])], -1).to(self.dtype)
+        out = self.run_gru(x.transpose(0, 1))  # time-major, as the head and the loss take it
+        return self.head.nll(out, target.transpose(0, 1), b["mask"].transpose(0, 1)) + self.head.bound_penalty()
 
     @torch.no_grad()
     def holdout_mse(self, batch):
