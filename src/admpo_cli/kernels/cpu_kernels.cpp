@@ -219,12 +219,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tens
 }
 
 // Residual block after its matrix product: y = LayerNorm(x + mask * silu(u + bias)), row-wise over
-// (R, W); u = x W^T without the bias, which is added here in place (u + bias is kept for the backward).
+// (R, W); u = x W^T without the bias, which is added here (and again in the backward: writing u + bias
+// back would cost a pass over memory that re-adding a row of W floats does not).
 // The mask is models.common.dropout_mask(key, (R, W), p) computed on the fly; p = 0: no dropout.
 // Returns y and the mean and rstd of each row.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_forward(
-    const at::Tensor& x, at::Tensor u, const at::Tensor& bias, const at::Tensor& gamma, const at::Tensor& beta,
-    int64_t key, int64_t thr, double p, double eps) {
+    const at::Tensor& x, const at::Tensor& u, const at::Tensor& bias, const at::Tensor& gamma,
+    const at::Tensor& beta, int64_t key, int64_t thr, double p, double eps) {
   check_f32(x, "x");
   check_f32(u, "u");
   const int64_t R = x.size(0), W = x.size(1);
@@ -234,22 +235,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_forward(
   // p = 0: threshold 0 keeps every entry with scale 1 (no branch in the vectorised loop)
   const uint32_t k = static_cast<uint32_t>(key), th = p > 0.0 ? static_cast<uint32_t>(thr) : 0U;
   const float keep = static_cast<float>(1.0 / (1.0 - p));
-  const float* X = x.data_ptr<float>();
-  float* U = u.data_ptr<float>();
+  const float *X = x.data_ptr<float>(), *U = u.data_ptr<float>();
   const float *GA = gamma.data_ptr<float>(), *BE = beta.data_ptr<float>(), *BI = bias.data_ptr<float>();
   float *Y = y.data_ptr<float>(), *MU = mu.data_ptr<float>(), *RS = rstd.data_ptr<float>();
   const float inv_w = 1.0f / static_cast<float>(W);
   at::parallel_for(0, R, kRowGrain, [=](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = X + r * W;
-      float* ur = U + r * W;
+      const float* ur = U + r * W;
       float* yr = Y + r * W;  // holds the residual sum until it is normalised
       const uint32_t base = static_cast<uint32_t>(r * W);
       float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
       for (int64_t j = 0; j < W; ++j) {
         const float uj = ur[j] + BI[j];
-        ur[j] = uj;
         const float a = uj * sigmoid(uj) * dropout_scale(base + static_cast<uint32_t>(j), k, th, keep);
         const float v = xr[j] + a;
         yr[j] = v;
@@ -276,8 +275,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_forward(
 // recomputed from x and u). Returns ds (the gradient of the residual sum, which is also the skip path's
 // gradient), du (of u + bias), and the column sums [dgamma; dbeta; dbias] (3, W).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
-    const at::Tensor& dy, const at::Tensor& x, const at::Tensor& u, const at::Tensor& mu, const at::Tensor& rstd,
-    const at::Tensor& gamma, int64_t key, int64_t thr, double p) {
+    const at::Tensor& dy, const at::Tensor& x, const at::Tensor& u, const at::Tensor& bias, const at::Tensor& mu,
+    const at::Tensor& rstd, const at::Tensor& gamma, int64_t key, int64_t thr, double p) {
   check_f32(dy, "dy");
   check_f32(x, "x");
   check_f32(u, "u");
@@ -291,6 +290,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
   const float keep = static_cast<float>(1.0 / (1.0 - p));
   const float *DY = dy.data_ptr<float>(), *X = x.data_ptr<float>(), *U = u.data_ptr<float>();
   const float *MU = mu.data_ptr<float>(), *RS = rstd.data_ptr<float>(), *GA = gamma.data_ptr<float>();
+  const float* BI = bias.data_ptr<float>();
   float *DS = ds.data_ptr<float>(), *DU = du.data_ptr<float>(), *P = partial.data_ptr<float>();
   const float inv_w = 1.0f / static_cast<float>(W);
   // one chunk per thread, so each thread owns one row of `partial`
@@ -302,22 +302,23 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
       const float* xr = X + r * W;
       const float* ur = U + r * W;
       float* dsr = DS + r * W;  // holds x_hat until the second pass
-      float* dur = DU + r * W;  // holds the mask until the second pass
+      float* dur = DU + r * W;  // holds d(mask * silu(u))/du until the second pass
       const uint32_t base = static_cast<uint32_t>(r * W);
       const float mean = MU[r], rs = RS[r];
       float g_sum = 0.0f, gx_sum = 0.0f;
 #pragma omp simd reduction(+ : g_sum, gx_sum)
       for (int64_t j = 0; j < W; ++j) {
-        const float sg = sigmoid(ur[j]);
+        const float uj = ur[j] + BI[j];
+        const float sg = sigmoid(uj);
         const float m = dropout_scale(base + static_cast<uint32_t>(j), k, th, keep);
-        const float xh = (xr[j] + m * ur[j] * sg - mean) * rs;
+        const float xh = (xr[j] + m * uj * sg - mean) * rs;
         const float g = dyr[j] * GA[j];
         g_sum += g;
         gx_sum += g * xh;
         acc[j] += dyr[j] * xh;
         acc[W + j] += dyr[j];
         dsr[j] = xh;
-        dur[j] = m;
+        dur[j] = m * sg * (1.0f + uj * (1.0f - sg));
       }
       g_sum *= inv_w;
       gx_sum *= inv_w;
@@ -325,8 +326,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
       for (int64_t j = 0; j < W; ++j) {
         const float d = rs * (dyr[j] * GA[j] - g_sum - dsr[j] * gx_sum);
         dsr[j] = d;
-        const float sg = sigmoid(ur[j]);
-        const float dv = d * dur[j] * sg * (1.0f + ur[j] * (1.0f - sg));
+        const float dv = d * dur[j];
         dur[j] = dv;
         acc[2 * W + j] += dv;
       }
@@ -336,29 +336,28 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
 }
 
 // Rows [r0, r1) of bias_silu_forward; row r belongs to member r / B.
-void bias_silu_rows(float* __restrict U, float* __restrict A, const float* __restrict BI, int64_t r0, int64_t r1,
+void bias_silu_rows(const float* __restrict U, float* __restrict A, const float* __restrict BI, int64_t r0, int64_t r1,
                     int64_t B, int64_t W) {
   for (int64_t r = r0; r < r1; ++r) {
-    float* __restrict ur = U + r * W;
+    const float* __restrict ur = U + r * W;
     float* __restrict ar = A + r * W;
     const float* __restrict br = BI + (r / B) * W;
 #pragma omp simd
     for (int64_t j = 0; j < W; ++j) {
       const float v = ur[j] + br[j];
-      ur[j] = v;
       ar[j] = v * sigmoid(v);
     }
   }
 }
 
-// Hidden layer of the batched ensemble after its product: u (E, B, W) = x W without the bias. Adds the
-// bias (E, 1, W) to u in place (kept for the backward) and returns silu(u).
-at::Tensor bias_silu_forward(at::Tensor u, const at::Tensor& bias) {
+// Hidden layer of the batched ensemble after its product: u (E, B, W) = x W without the bias (E, 1, W).
+// Returns silu(u + bias); the backward adds the bias again rather than this writing u + bias back.
+at::Tensor bias_silu_forward(const at::Tensor& u, const at::Tensor& bias) {
   check_f32(u, "u");
   check_f32(bias, "bias");
   const int64_t E = u.size(0), B = u.size(1), W = u.size(2);
   auto a = at::empty_like(u);
-  float* U = u.data_ptr<float>();
+  const float* U = u.data_ptr<float>();
   float* A = a.data_ptr<float>();
   const float* BI = bias.data_ptr<float>();
   at::parallel_for(0, E * B, kRowGrain, [=](int64_t r0, int64_t r1) { bias_silu_rows(U, A, BI, r0, r1, B, W); });
@@ -366,25 +365,27 @@ at::Tensor bias_silu_forward(at::Tensor u, const at::Tensor& bias) {
 }
 
 // Rows [r0, r1) of silu_backward_bias, summing the bias gradient into acc (E, W).
-void silu_backward_rows(float* __restrict D, const float* __restrict U, float* __restrict acc, int64_t r0,
-                        int64_t r1, int64_t B, int64_t W) {
+void silu_backward_rows(float* __restrict D, const float* __restrict U, const float* __restrict BI,
+                        float* __restrict acc, int64_t r0, int64_t r1, int64_t B, int64_t W) {
   for (int64_t r = r0; r < r1; ++r) {
     float* __restrict dr = D + r * W;
     const float* __restrict ur = U + r * W;
+    const float* __restrict br = BI + (r / B) * W;
     float* __restrict ar = acc + (r / B) * W;
 #pragma omp simd
     for (int64_t j = 0; j < W; ++j) {
-      const float sg = sigmoid(ur[j]);
-      const float v = dr[j] * sg * (1.0f + ur[j] * (1.0f - sg));
+      const float uj = ur[j] + br[j];
+      const float sg = sigmoid(uj);
+      const float v = dr[j] * sg * (1.0f + uj * (1.0f - sg));
       dr[j] = v;
       ar[j] += v;
     }
   }
 }
 
-// Backward of bias_silu_forward: d (E, B, W), the gradient of silu(u), becomes the gradient of u in
-// place; returns the bias gradient (E, 1, W) from the same pass.
-at::Tensor silu_backward_bias(at::Tensor d, const at::Tensor& u) {
+// Backward of bias_silu_forward: d (E, B, W), the gradient of silu(u + bias), becomes the gradient of
+// u + bias in place; returns the bias gradient (E, 1, W) from the same pass.
+at::Tensor silu_backward_bias(at::Tensor d, const at::Tensor& u, const at::Tensor& bias) {
   check_f32(d, "d");
   check_f32(u, "u");
   const int64_t E = d.size(0), B = d.size(1), W = d.size(2);
@@ -392,10 +393,11 @@ at::Tensor silu_backward_bias(at::Tensor d, const at::Tensor& u) {
   auto partial = at::zeros({threads, E, 1, W}, d.options());
   float* D = d.data_ptr<float>();
   const float* U = u.data_ptr<float>();
+  const float* BI = bias.data_ptr<float>();
   float* P = partial.data_ptr<float>();
   const int64_t grain = std::max<int64_t>(kRowGrain, (E * B + threads - 1) / threads);  // a chunk per thread
   at::parallel_for(0, E * B, grain, [=](int64_t r0, int64_t r1) {
-    silu_backward_rows(D, U, P + at::get_thread_num() * E * W, r0, r1, B, W);
+    silu_backward_rows(D, U, BI, P + at::get_thread_num() * E * W, r0, r1, B, W);
   });
   return partial.sum(0);
 }
@@ -484,12 +486,12 @@ TORCH_LIBRARY(admpo_cpu, m) {
   m.def("gru_layer_forward(Tensor(a!) gi, Tensor b_ih, Tensor w_hh, Tensor b_hh) -> (Tensor, Tensor)");
   m.def("gru_layer_backward(Tensor d_out, Tensor gates, Tensor ghn, Tensor out, Tensor w_hh)"
         " -> (Tensor, Tensor, Tensor)");
-  m.def("residual_block_forward(Tensor x, Tensor(a!) u, Tensor bias, Tensor gamma, Tensor beta, int key,"
+  m.def("residual_block_forward(Tensor x, Tensor u, Tensor bias, Tensor gamma, Tensor beta, int key,"
         " int thr, float p, float eps) -> (Tensor, Tensor, Tensor)");
-  m.def("residual_block_backward(Tensor dy, Tensor x, Tensor u, Tensor mu, Tensor rstd, Tensor gamma, int key,"
+  m.def("residual_block_backward(Tensor dy, Tensor x, Tensor u, Tensor bias, Tensor mu, Tensor rstd, Tensor gamma, int key,"
         " int thr, float p) -> (Tensor, Tensor, Tensor)");
-  m.def("bias_silu_forward(Tensor(a!) u, Tensor bias) -> Tensor");
-  m.def("silu_backward_bias(Tensor(a!) d, Tensor u) -> Tensor");
+  m.def("bias_silu_forward(Tensor u, Tensor bias) -> Tensor");
+  m.def("silu_backward_bias(Tensor(a!) d, Tensor u, Tensor bias) -> Tensor");
   m.def("clamped_nll(Tensor out, Tensor lo, Tensor hi, Tensor target, Tensor? weight, float scale)"
         " -> (Tensor, Tensor, Tensor)");
 }

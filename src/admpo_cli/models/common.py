@@ -93,7 +93,7 @@ class _ResidualBlockFunction(torch.autograd.Function):
             x = x.contiguous()
             u = torch.mm(x, weight.t())
             y, mu, rstd = ctx.ops.residual_block_forward(x, u, bias, gamma, beta, key, dropout_threshold(p), p, eps)
-            ctx.save_for_backward(x, weight, gamma, u, mu, rstd)
+            ctx.save_for_backward(x, weight, bias, gamma, u, mu, rstd)
             return y
         mask = dropout_mask(key, x.shape, p, x.device, x.dtype) if p > 0.0 else None
         u = torch.addmm(bias, x, weight.t())
@@ -106,8 +106,8 @@ class _ResidualBlockFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         if ctx.ops is not None:
-            x, weight, gamma, u, mu, rstd = ctx.saved_tensors
-            ds, du, sums = ctx.ops.residual_block_backward(dy.contiguous(), x, u, mu, rstd, gamma, ctx.key,
+            x, weight, bias, gamma, u, mu, rstd = ctx.saved_tensors
+            ds, du, sums = ctx.ops.residual_block_backward(dy.contiguous(), x, u, bias, mu, rstd, gamma, ctx.key,
                                                            dropout_threshold(ctx.p), ctx.p)
             dgamma, dbeta, dbias = sums.unbind(0)
             return ds.addmm_(du, weight), du.t() @ x, dbias, dgamma, dbeta, None, None, None

@@ -36,21 +36,21 @@ class _EnsembleTrunkFunction(torch.autograd.Function):
                 xs.append(F.silu(u))
             us.append(u)
         ctx.ops = ops
-        ctx.save_for_backward(*ws, *xs, *us)
+        ctx.save_for_backward(*ws, *bs[:-1], *xs, *us)
         return torch.baddbmm(bs[-1], xs[-1], ws[-1])
 
     @staticmethod
     def backward(ctx, d):
         saved = ctx.saved_tensors
-        L = (len(saved) + 1) // 3
-        ws, xs, us = saved[:L], saved[L : 2 * L], saved[2 * L :]
+        L = (len(saved) + 2) // 4
+        ws, bs, xs, us = saved[:L], saved[L : 2 * L - 1], saved[2 * L - 1 : 3 * L - 1], saved[3 * L - 1 :]
         gws, gbs = [None] * L, [None] * L
         d = d.contiguous()
         gws[-1], gbs[-1] = torch.bmm(xs[-1].transpose(1, 2), d), d.sum(1, keepdim=True)
         for i in range(L - 2, -1, -1):
             d = torch.bmm(d, ws[i + 1].transpose(1, 2))
             if ctx.ops is not None:
-                gbs[i] = ctx.ops.silu_backward_bias(d, us[i])
+                gbs[i] = ctx.ops.silu_backward_bias(d, us[i], bs[i])
             else:
                 d = _silu_backward(d, us[i])
                 gbs[i] = d.sum(1, keepdim=True)
