@@ -14,6 +14,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from admpo_cli import kernels
 from admpo_cli.agents.adam import LeanAdam
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.dataset import Transitions, WindowSampler
@@ -72,8 +73,10 @@ def main() -> None:
     args = ap.parse_args()
     sampler = WindowSampler(synthetic(), 5)
     table = Table(title=f"dynamics models ({torch.get_num_threads()} threads, batch 256, m=5, Hopper dims)")
-    for c in ("model", "mode", "gradient steps/s", "k-predictions/s in training", "plain PyTorch, same run", "ratio"):
+    for c in ("model", "mode", "gradient steps/s", "k-predictions/s in training", "without fused kernels",
+              "plain PyTorch, same run", "ratio"):
         table.add_column(c)
+    fused = kernels.cpu_ops() is not None
     rows = [
         ("adm", "all k per step (admpo default)", "all", None, 5, plain_adm_step),
         ("adm", "one random k per step (authors)", "one", None, 3, None),
@@ -84,15 +87,20 @@ def main() -> None:
     for kind, label, mode, fixed, kpred, plain in rows:
         if plain is None:
             sps = grad_steps_per_s(kind, mode, sampler, args.seconds, fixed)
-            table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", "", "")
+            table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", "", "", "")
             continue
-        # alternate the two twice and keep each one's best: the machine's speed drifts
-        sps, ref = 0.0, 0.0
+        # alternate the variants twice and keep each one's best: the machine's speed drifts
+        sps, ref, unfused = 0.0, 0.0, 0.0
         for _ in range(2):
             sps = max(sps, grad_steps_per_s(kind, mode, sampler, args.seconds / 2, fixed))
+            if fused:
+                with kernels.switched_off():
+                    unfused = max(unfused, grad_steps_per_s(kind, mode, sampler, args.seconds / 2, fixed))
             ref = max(ref, rate(plain(sampler), args.seconds / 2, warmup=5))
-        table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", f"{ref:.1f}", f"{sps / ref:.2f}x")
+        table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", f"{unfused:.1f}" if fused else "",
+                      f"{ref:.1f}", f"{sps / ref:.2f}x")
     Console().print(table)
+    Console().print(f"fused CPU kernels: {'on' if fused else 'off (ADMPO_CPU_KERNELS=0 or no C++ compiler)'}")
     Console().print(f"ADM inference, all 5 k at once (batch 10 000): {predictions_per_s():,.0f} k-predictions/s")
 
 

@@ -125,6 +125,15 @@ def test_hash_equals_uint32_reference():
     assert [_mix32(int(x)) for x in xs] == ref.tolist()
 
 
+def test_cpu_dropout_mask_equals_the_torch_formula_of_other_devices():
+    from admpo_cli.models.common import dropout_threshold
+
+    key = block_key(123, 2)
+    i = torch.arange(40 * 30, dtype=torch.int64).view(40, 30)
+    keep = (_mix32(i ^ key) >> 8) >= dropout_threshold(0.25)
+    torch.testing.assert_close(dropout_mask(key, (40, 30), 0.25, torch.device("cpu")), keep.float() / 0.75)
+
+
 def test_kernels_build_where_a_compiler_exists(fused):
     assert fused is not None  # CI has a compiler: a build failure must not pass silently
 

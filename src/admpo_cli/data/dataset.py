@@ -194,14 +194,17 @@ class WindowSampler:
         if len(self.starts[0]) == 0:
             raise UserError(f"{data.source}: no transitions to sample windows from")
         self.n = len(data)
-        # one row per transition, [obs | act | next_obs | rew | steps to the episode end], so that a batch
-        # of windows is a single gather (five gathers were ~5 % of an ensemble gradient step)
+        # one row per transition, [obs | act | next_obs | rew | steps to the episode end | next_obs - obs |
+        # rew], so that a batch of windows is a single gather (five gathers were ~5 % of an ensemble
+        # gradient step) and a one-step target a slice of it
         d, a = data.obs_dim, data.act_dim
         self.table = torch.as_tensor(np.concatenate([
             data.observations, data.actions, data.next_observations, data.rewards[:, None],
-            remaining[:, None]], 1).astype(np.float32), device=self.device)
+            remaining[:, None], data.next_observations - data.observations, data.rewards[:, None]],
+            1).astype(np.float32), device=self.device)
         self.cols = {"obs": slice(0, d), "act": slice(d, d + a), "next_obs": slice(d + a, 2 * d + a),
-                     "target": slice(d + a, 2 * d + a + 1), "remaining": 2 * d + a + 1}
+                     "target": slice(d + a, 2 * d + a + 1), "remaining": 2 * d + a + 1,
+                     "delta_target": slice(2 * d + a + 2, 3 * d + a + 3)}
         self.offsets = torch.arange(m, device=self.device)
         self.offsets_f = self.offsets.float()
         self.gen = torch.Generator(device=self.device)
@@ -214,12 +217,14 @@ class WindowSampler:
         pool = self.starts[k - 1]
         if len(pool) == 0:
             raise UserError(f"no {k}-step windows: every episode is shorter than {k} steps (lower model.m)")
-        return pool[torch.randint(len(pool), (batch,), generator=self.gen, device=self.device)]
+        # index_select: a quarter of the time of advanced indexing for these 1-D gathers
+        return pool.index_select(0, torch.randint(len(pool), (batch,), generator=self.gen, device=self.device))
 
     def gather(self, t: torch.Tensor, length: int) -> dict[str, torch.Tensor]:
         """Windows of `length` steps from starts t; positions past the episode end are masked out."""
         c = self.cols
-        rows = self.table[(t[:, None] + self.offsets[:length]).clamp_max(self.n - 1)]  # (B, L, D)
+        idx = (t[:, None] + self.offsets[:length]).clamp_max_(self.n - 1)
+        rows = self.table.index_select(0, idx.view(-1)).view(len(t), length, -1)  # (B, L, D)
         s0 = rows[:, 0, c["obs"]]
         mask = self.offsets_f[:length][None, :] < rows[:, 0, c["remaining"], None]
         # (next state - s0, reward): s0 padded with a 0 under the reward column
@@ -239,11 +244,8 @@ class WindowSampler:
         """Single transitions for one-step models: s0 (B, obs), action (B, act), target (B, obs+1) =
         (next state - s0, reward). The same draws as sample_k(1, batch), without the window bookkeeping."""
         c = self.cols
-        rows = self.table[self._pick(1, batch)]
-        s0 = rows[:, c["obs"]]
-        target = rows[:, c["target"]].clone()
-        target[:, : s0.shape[1]] -= s0
-        return {"s0": s0, "action": rows[:, c["act"]], "target": target}
+        rows = self.table.index_select(0, self._pick(1, batch))
+        return {"s0": rows[:, c["obs"]], "action": rows[:, c["act"]], "target": rows[:, c["delta_target"]]}
 
 
 def rollout_starts(data: Transitions, m: int) -> np.ndarray:

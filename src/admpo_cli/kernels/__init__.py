@@ -8,6 +8,7 @@ version; the library is cached under torch's extension directory (TORCH_EXTENSIO
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -72,3 +73,19 @@ def use_for(*tensors: torch.Tensor):
 def reset() -> None:
     """Forget the loaded state so ADMPO_CPU_KERNELS is read again (tests switch the kernels on and off)."""
     _load.cache_clear()
+
+
+@contextlib.contextmanager
+def switched_off():
+    """The pure-PyTorch path inside the block (benchmarks compare the two in one process)."""
+    old = os.environ.get("ADMPO_CPU_KERNELS")
+    os.environ["ADMPO_CPU_KERNELS"] = "0"
+    reset()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["ADMPO_CPU_KERNELS"]
+        else:
+            os.environ["ADMPO_CPU_KERNELS"] = old
+        reset()

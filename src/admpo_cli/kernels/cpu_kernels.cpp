@@ -56,7 +56,7 @@ ALWAYS_INLINE uint32_t mix32(uint32_t x) {
 
 // 0 or 1/(1-p) for entry i of the block with this key; thr = round(p * 2^24)
 ALWAYS_INLINE float dropout_scale(uint32_t i, uint32_t key, uint32_t thr, float keep_scale) {
-  return (mix32(mix32(i ^ key) + key) >> 8) >= thr ? keep_scale : 0.0f;
+  return (mix32(i ^ key) >> 8) >= thr ? keep_scale : 0.0f;
 }
 
 ALWAYS_INLINE float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
