@@ -21,7 +21,7 @@ from admpo_cli.data.dataset import Transitions, WindowSampler
 from admpo_cli.models.factory import build_model
 from admpo_cli.runtime import keep_heap_memory
 from plain import plain_adm_step, plain_ensemble_step
-from timing import rate
+from timing import rate, sgemm_gflops
 
 
 def synthetic(n=50_000, obs_dim=11, act_dim=3, episode=1000) -> Transitions:
@@ -100,7 +100,8 @@ def main() -> None:
         table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", f"{unfused:.1f}" if fused else "",
                       f"{ref:.1f}", f"{sps / ref:.2f}x")
     Console().print(table)
-    Console().print(f"fused CPU kernels: {'on' if fused else 'off (ADMPO_CPU_KERNELS=0 or no C++ compiler)'}")
+    Console().print(f"fused CPU kernels: {'on' if fused else 'off (ADMPO_CPU_KERNELS=0 or no C++ compiler)'}; "
+                    f"machine now: sgemm 1280x200x600 at {sgemm_gflops():.0f} GFLOP/s")
     Console().print(f"ADM inference, all 5 k at once (batch 10 000): {predictions_per_s():,.0f} k-predictions/s")
 
 

@@ -17,7 +17,7 @@ from admpo_cli.algos.buffers import KEYS, TransitionTable
 from admpo_cli.config import AgentConfig
 from admpo_cli.runtime import keep_heap_memory
 from plain import plain_sac_step
-from timing import rate
+from timing import rate, sgemm_gflops
 
 
 def updates_per_s(seconds: float, auto_alpha: bool) -> float:
@@ -51,6 +51,7 @@ def main() -> None:
             ref = max(ref, rate(plain_sac_step(), args.seconds / 2, warmup=20))
         table.add_row("learned" if auto else "fixed", f"{ups:.0f}", f"{ref:.0f}", f"{ups / ref:.2f}x")
     Console().print(table)
+    Console().print(f"machine now: sgemm 1280x200x600 at {sgemm_gflops():.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

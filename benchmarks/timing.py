@@ -15,3 +15,13 @@ def rate(step: Callable[[], object], seconds: float, warmup: int = 5) -> float:
         step()
         n += 1
     return n / (time.perf_counter() - t0)
+
+
+def sgemm_gflops(seconds: float = 1.0) -> float:
+    """This machine's float32 matrix-product rate right now (1280x200 @ 200x600, a GRU-sized product):
+    shared VMs drift, and this calibrates the other figures of a run."""
+    import torch
+
+    a, b = torch.randn(1280, 200), torch.randn(200, 600)
+    out = torch.empty(1280, 600)
+    return rate(lambda: torch.mm(a, b, out=out), seconds, warmup=10) * 2 * 1280 * 200 * 600 / 1e9
