@@ -219,3 +219,41 @@ def test_warm_start_continues_from_the_run_model(tmp_path, hopper_file):
     # one epoch from the first fit's weights ends below one epoch from scratch
     assert second["first_holdout_mse"] < fresh["first_holdout_mse"]
     assert first["epochs"] == 3 and second["epochs"] == 1
+
+
+def test_matmul_precision_is_validated():
+    from admpo_cli.config import resolve
+
+    assert resolve(None, None, ["model.matmul_precision=bf16"]).model.matmul_precision == "bf16"
+    with pytest.raises(UserError, match="model.matmul_precision: expected one of bf16, fp32"):
+        resolve(None, None, ["model.matmul_precision=fp16"])
+
+
+def test_bf16_matmuls_apply_inside_the_block_only(capsys):
+    from admpo_cli.runtime import bf16_matmuls, bf16_matmuls_usable, cpu_has_bf16
+
+    assert not bf16_matmuls_usable("fp32", torch.device("cpu"))
+    assert not bf16_matmuls_usable("bf16", torch.device("cuda"))
+    assert "applies to CPU fitting" in capsys.readouterr().err
+    if not (hasattr(torch.backends.mkldnn, "matmul") and cpu_has_bf16()):
+        pytest.skip("no bfloat16 hardware or torch < 2.9")
+    assert bf16_matmuls_usable("bf16", torch.device("cpu"))
+    a, b = torch.randn(64, 300, dtype=torch.float64).float(), torch.randn(300, 64).float()
+    exact = a.double() @ b.double()
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    with bf16_matmuls():
+        low = a @ b
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    fp32 = a @ b
+    err_low, err_fp32 = (low.double() - exact).abs().max().item(), (fp32.double() - exact).abs().max().item()
+    assert low.dtype == torch.float32 and err_fp32 < 1e-3 < err_low < 1.0  # bf16 inputs: ~3 digits
+
+
+@pytest.mark.parametrize("kind", ["adm", "ensemble"])
+def test_fit_with_bf16_matmuls_lowers_holdout_loss(hopper_file, kind):
+    data = d4rl.load_d4rl(hopper_file)
+    cfg = _quick_cfg(matmul_precision="bf16")
+    torch.manual_seed(0)
+    model = build_model(kind, data.obs_dim, data.act_dim, cfg)
+    res = fit(model, data, cfg, torch.device("cpu"), seed=0)
+    assert min(r["holdout_mse"] for r in res.history) < 0.7 * res.history[0]["holdout_mse"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import random
+import sys
 
 import numpy as np
 import torch
@@ -52,3 +54,44 @@ def keep_heap_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere oneDNN would
+    emulate it, slower than float32."""
+    cpu = getattr(torch.backends, "cpu", None)
+    level = cpu.get_cpu_capability() if cpu is not None else ""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return bool(amx or bf16) and level.startswith("AVX512")
+
+
+def bf16_matmuls_usable(precision: str, device: torch.device) -> bool:
+    """Whether model.matmul_precision=bf16 can take effect here; says why not once on stderr."""
+    if precision != "bf16":
+        return False
+    mkldnn = getattr(torch.backends.mkldnn, "matmul", None)
+    if device.type != "cpu" or not hasattr(mkldnn, "fp32_precision"):
+        print(f"admpo: model.matmul_precision=bf16 applies to CPU fitting with torch >= 2.9; fitting on {device} "
+              "in float32", file=sys.stderr)
+        return False
+    if not cpu_has_bf16():
+        print("admpo: this CPU has no bfloat16 hardware; fitting in float32", file=sys.stderr)
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def bf16_matmuls(enabled: bool = True):
+    """float32 matrix products computed from bfloat16-rounded inputs inside the block (CPU, oneDNN), with
+    float32 accumulation and outputs; nothing changes when not enabled."""
+    if not enabled:
+        yield
+        return
+    mkldnn = torch.backends.mkldnn.matmul
+    old = mkldnn.fp32_precision
+    mkldnn.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        mkldnn.fp32_precision = old

@@ -16,6 +16,7 @@ from ..config import ModelConfig
 from ..data.dataset import Transitions, WindowSampler, holdout_mask
 from ..errors import DivergenceError
 from ..rundir import append_csv
+from ..runtime import bf16_matmuls, bf16_matmuls_usable
 from .base import DynamicsModel
 
 
@@ -62,18 +63,20 @@ def fit(
     model.eval()
     best = model.holdout_mse(holdout_batch).cpu().numpy()
     best_score, best_epoch, best_state = float(best.mean()), 0, copy.deepcopy(model.state_dict())
+    use_bf16 = bf16_matmuls_usable(cfg.matmul_precision, device)  # training steps only; hold-out in fp32
     stale, epoch, t0, loss_mean = 0, 0, time.perf_counter(), float("nan")
     history = []
     while epoch < cfg.max_epochs and stale < cfg.patience:
         epoch += 1
         model.train()
         total = torch.zeros((), device=device)
-        for _ in range(steps):
-            loss = model.train_loss(train, cfg.batch_size, cfg.k_sampling, gen)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.detach()
+        with bf16_matmuls(use_bf16):
+            for _ in range(steps):
+                loss = model.train_loss(train, cfg.batch_size, cfg.k_sampling, gen)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.detach()
         loss_mean = float(total) / steps
         if not np.isfinite(loss_mean):
             raise DivergenceError(f"model training diverged at epoch {epoch} (loss {loss_mean})")
