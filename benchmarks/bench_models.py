@@ -19,7 +19,7 @@ from admpo_cli.agents.adam import LeanAdam
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.dataset import Transitions, WindowSampler
 from admpo_cli.models.factory import build_model
-from admpo_cli.runtime import keep_heap_memory
+from admpo_cli.runtime import bf16_matmuls, bf16_matmuls_usable, keep_heap_memory
 from plain import plain_adm_step, plain_ensemble_step
 from timing import rate, sgemm_gflops
 
@@ -74,9 +74,10 @@ def main() -> None:
     sampler = WindowSampler(synthetic(), 5)
     table = Table(title=f"dynamics models ({torch.get_num_threads()} threads, batch 256, m=5, Hopper dims)")
     for c in ("model", "mode", "gradient steps/s", "k-predictions/s in training", "without fused kernels",
-              "plain PyTorch, same run", "ratio"):
+              "matmul_precision=bf16", "plain PyTorch, same run", "ratio"):
         table.add_column(c)
     fused = kernels.cpu_ops() is not None
+    bf16 = bf16_matmuls_usable("bf16", torch.device("cpu"))
     rows = [
         ("adm", "all k per step (admpo default)", "all", None, 5, plain_adm_step),
         ("adm", "one random k per step (authors)", "one", None, 3, None),
@@ -87,19 +88,22 @@ def main() -> None:
     for kind, label, mode, fixed, kpred, plain in rows:
         if plain is None:
             sps = grad_steps_per_s(kind, mode, sampler, args.seconds, fixed)
-            table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", "", "", "")
+            table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", "", "", "", "")
             continue
         # alternate the variants twice and keep each one's best: the machine's speed drifts
-        sps, ref, unfused = 0.0, 0.0, 0.0
+        sps, ref, unfused, low = 0.0, 0.0, 0.0, 0.0
         for _ in range(2):
             sps = max(sps, grad_steps_per_s(kind, mode, sampler, args.seconds / 2, fixed))
             if fused:
                 with kernels.switched_off():
                     unfused = max(unfused, grad_steps_per_s(kind, mode, sampler, args.seconds / 2, fixed))
+            if bf16:
+                with bf16_matmuls():
+                    low = max(low, grad_steps_per_s(kind, mode, sampler, args.seconds / 2, fixed))
             ref = max(ref, rate(plain(sampler), args.seconds / 2, warmup=5))
         table.add_row(kind, label, f"{sps:.1f}", f"{sps * 256 * kpred:,.0f}", f"{unfused:.1f}" if fused else "",
-                      f"{ref:.1f}", f"{sps / ref:.2f}x")
-    Console().print(table)
+                      f"{low:.1f}" if bf16 else "n/a", f"{ref:.1f}", f"{sps / ref:.2f}x")
+    Console(width=160).print(table)
     Console().print(f"fused CPU kernels: {'on' if fused else 'off (ADMPO_CPU_KERNELS=0 or no C++ compiler)'}; "
                     f"machine now: sgemm 1280x200x600 at {sgemm_gflops():.0f} GFLOP/s")
     Console().print(f"ADM inference, all 5 k at once (batch 10 000): {predictions_per_s():,.0f} k-predictions/s")
