@@ -2,8 +2,8 @@
 
 `cpu_ops()` returns `torch.ops.admpo_cpu` once the extension is built and loaded, or None when it is
 switched off (ADMPO_CPU_KERNELS=0) or cannot be built here (no C++ compiler): callers then take their
-pure-PyTorch path, which computes the same thing. The build takes ~10-20 s once per machine and torch
-version; the library is cached under torch's extension directory (TORCH_EXTENSIONS_DIR).
+pure-PyTorch path, which computes the same values. The build takes ~10 s on 2 cores, once per machine and
+torch version; the library is cached under torch's extension directory (TORCH_EXTENSIONS_DIR).
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ def _load():
     except Exception:
         built = False
     if not built:
-        print("admpo: compiling the fused CPU kernels (once per machine and torch version, ~15 s)", file=sys.stderr)
+        print("admpo: compiling the fused CPU kernels (once per machine and torch version, ~10 s)", file=sys.stderr)
     try:
         cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False,
                            verbose=False)
-    except Exception as e:  # a failed build must not stop training: the PyTorch path is exact
+    except Exception as e:  # a failed build must not stop training: the PyTorch path computes the same
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"admpo: building the CPU kernels failed ({first}); using the pure-PyTorch path", file=sys.stderr)
         return None
@@ -64,7 +64,7 @@ def cpu_ops():
 
 
 def use_for(*tensors: torch.Tensor):
-    """The kernels when all tensors are contiguous-capable float32 CPU tensors and the kernels exist."""
+    """The kernels when all tensors are float32 CPU tensors and the kernels exist, else None."""
     if not all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors):
         return None
     return _load()

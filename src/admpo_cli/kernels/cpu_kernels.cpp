@@ -1,13 +1,13 @@
-// Fused CPU kernels for training the GRU dynamics models (float32).
+// Fused CPU kernels for fitting the dynamics models (float32).
 //
-// PyTorch's eager CPU path runs a GRU cell or a residual block as a chain of small elementwise ops,
-// each a separate pass over a (batch, width) buffer with its own thread fork. At the sizes of this
-// project (256 x 200) those passes cost as much as the matrix products. Each kernel here does one pass
-// per cell or block row; matrix products still go to ATen (MKL / oneDNN).
+// PyTorch's eager CPU path runs a GRU cell, a residual block or the Gaussian NLL as a chain of small
+// elementwise ops, each a separate pass over a (batch, width) buffer with its own thread fork. At the
+// sizes of this project (256 x 200) those passes cost as much as the matrix products. Each kernel here
+// does one pass per cell step, block row or layer; matrix products still go to ATen (MKL / oneDNN).
 //
-// Built on first use by admpo_cli.kernels (torch.utils.cpp_extension, -O3 -march=native); when no
-// compiler is present the Python path in models/gru.py and models/common.py is used instead, and the
-// tests check both against autograd.
+// Built on first use by admpo_cli.kernels (torch.utils.cpp_extension, -O3 -march=native); without a
+// compiler the PyTorch path in models/gru.py, models/common.py and models/ensemble.py runs instead, and
+// tests/test_kernels.py checks both against autograd and each other.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
