@@ -44,8 +44,9 @@ def grad_steps_per_s(kind: str, k_sampling: str, sampler: WindowSampler, seconds
             b = sampler.sample_k(fixed_k, 256)
             mean, logvar = model(b["s0"], b["actions"])
             loss = ((mean[:, -1] - b["target"][:, -1]) ** 2 * torch.exp(-logvar[:, -1]) + logvar[:, -1]).mean()
-        else:
-            loss = model.train_loss(sampler, 256, k_sampling, gen)
+        else:  # what fitting runs
+            model.train_step(sampler, 256, k_sampling, gen, opt)
+            return
         opt.zero_grad()
         loss.backward()
         opt.step()

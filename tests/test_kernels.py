@@ -299,3 +299,32 @@ def test_one_step_batches_are_the_k1_windows():
     torch.testing.assert_close(one["s0"], win["s0"])
     torch.testing.assert_close(one["action"], win["actions"][:, 0])
     torch.testing.assert_close(one["target"], win["target"][:, 0])
+
+
+def test_hand_written_ensemble_step_equals_the_autograd_step(fused):
+    from admpo_cli.agents.adam import LeanAdam
+    from admpo_cli.data.dataset import Transitions, WindowSampler
+    from admpo_cli.models.base import DynamicsModel
+    from admpo_cli.models.ensemble import Ensemble
+
+    rng = np.random.default_rng(3)
+    n = 400
+    ends = np.zeros(n, bool)
+    ends[99::100] = True
+    data = Transitions(rng.normal(size=(n, 4)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32),
+                       np.zeros(n, bool), ends)
+    runs = []
+    for by_hand in (True, False):
+        torch.manual_seed(7)
+        ens = Ensemble(4, 2, members=3, elites=2, hidden=24, layers=3).train()
+        opt = LeanAdam.from_groups(ens.param_groups(), 1e-2)
+        sampler = WindowSampler(data, 1, seed=4)
+        step = ens.train_step if by_hand else (lambda *a, e=ens: DynamicsModel.train_step(e, *a))
+        losses = [float(step(sampler, 32, "all", torch.Generator(), opt)) for _ in range(4)]
+        runs.append((losses, [p.detach().clone() for p in ens.parameters()]))
+    (hand_losses, hand_params), (auto_losses, auto_params) = runs
+    assert hand_losses == pytest.approx(auto_losses, rel=1e-5)
+    assert hand_losses[-1] < hand_losses[0]
+    for a, b in zip(hand_params, auto_params, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

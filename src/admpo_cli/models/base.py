@@ -12,8 +12,9 @@ from .gru import gru_forward
 class DynamicsModel(nn.Module):
     """A Gaussian model of (delta state, reward).
 
-    Fitting calls `train_loss` and `holdout_mse`; roll-outs and evaluation use a `Stepper`, which
-    yields K candidate predictions of the same next step (ADM: one per k; ensemble: one per elite).
+    Fitting calls `train_step` (by default train_loss, backward, optimiser step) and `holdout_mse`;
+    roll-outs and evaluation use a `Stepper`, which yields K candidate predictions of the same next step
+    (ADM: one per k; ensemble: one per elite).
     """
 
     kind: str = ""
@@ -27,6 +28,14 @@ class DynamicsModel(nn.Module):
 
     def train_loss(self, sampler, batch_size: int, k_sampling: str, gen: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
+
+    def train_step(self, sampler, batch_size: int, k_sampling: str, gen: torch.Generator, opt) -> torch.Tensor:
+        """One gradient step of `opt` on train_loss; returns the loss (detached). A model may do it by hand."""
+        loss = self.train_loss(sampler, batch_size, k_sampling, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.detach()
 
     @torch.no_grad()
     def holdout_mse(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -72,11 +72,7 @@ def fit(
         total = torch.zeros((), device=device)
         with bf16_matmuls(use_bf16):
             for _ in range(steps):
-                loss = model.train_loss(train, cfg.batch_size, cfg.k_sampling, gen)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.detach()
+                total += model.train_step(train, cfg.batch_size, cfg.k_sampling, gen, opt)
         loss_mean = float(total) / steps
         if not np.isfinite(loss_mean):
             raise DivergenceError(f"model training diverged at epoch {epoch} (loss {loss_mean})")
