@@ -254,20 +254,26 @@ def test_ensemble_trunk_gradients_equal_autograd(path):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
 
 
+def _random_transitions(seed: int, n: int, obs_dim: int, episode: int):
+    """n random transitions (2-dim actions) in episodes of `episode` steps."""
+    from admpo_cli.data.dataset import Transitions
+
+    rng = np.random.default_rng(seed)
+    ends = np.zeros(n, bool)
+    ends[episode - 1 :: episode] = True
+    return Transitions(rng.normal(size=(n, obs_dim)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, obs_dim)).astype(np.float32),
+                       np.zeros(n, bool), ends)
+
+
 @pytest.mark.parametrize("kind", ["adm", "bootrnn"])
 def test_recurrent_losses_equal_the_masked_nll_of_their_predictions(path, kind):
-    from admpo_cli.data.dataset import Transitions, WindowSampler
+    from admpo_cli.data.dataset import WindowSampler
     from admpo_cli.models.adm import ADM
     from admpo_cli.models.bootrnn import BootRNN
     from admpo_cli.models.common import gaussian_nll
 
-    rng = np.random.default_rng(0)
-    n = 300
-    ends = np.zeros(n, bool)
-    ends[49::50] = True  # short episodes: masked k positions at their ends
-    data = Transitions(rng.normal(size=(n, 3)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32),
-                       np.zeros(n, bool), ends)
+    data = _random_transitions(0, 300, 3, 50)  # short episodes: masked k positions at their ends
     torch.manual_seed(6)
     cls = ADM if kind == "adm" else BootRNN
     mdl = cls(3, 2, m=4, hidden=16, layers=2, head_blocks=2).eval()  # no dropout: both passes see the same net
@@ -285,15 +291,9 @@ def test_recurrent_losses_equal_the_masked_nll_of_their_predictions(path, kind):
 
 
 def test_one_step_batches_are_the_k1_windows():
-    from admpo_cli.data.dataset import Transitions, WindowSampler
+    from admpo_cli.data.dataset import WindowSampler
 
-    rng = np.random.default_rng(1)
-    n = 200
-    ends = np.zeros(n, bool)
-    ends[99::100] = True
-    data = Transitions(rng.normal(size=(n, 3)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32),
-                       np.zeros(n, bool), ends)
+    data = _random_transitions(1, 200, 3, 100)
     one = WindowSampler(data, 3, seed=2).sample_one_step(50)
     win = WindowSampler(data, 3, seed=2).sample_k(1, 50)
     torch.testing.assert_close(one["s0"], win["s0"])
@@ -303,17 +303,11 @@ def test_one_step_batches_are_the_k1_windows():
 
 def test_hand_written_ensemble_step_equals_the_autograd_step(fused):
     from admpo_cli.agents.adam import LeanAdam
-    from admpo_cli.data.dataset import Transitions, WindowSampler
+    from admpo_cli.data.dataset import WindowSampler
     from admpo_cli.models.base import DynamicsModel
     from admpo_cli.models.ensemble import Ensemble
 
-    rng = np.random.default_rng(3)
-    n = 400
-    ends = np.zeros(n, bool)
-    ends[99::100] = True
-    data = Transitions(rng.normal(size=(n, 4)).astype(np.float32), rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-                       rng.normal(size=n).astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32),
-                       np.zeros(n, bool), ends)
+    data = _random_transitions(3, 400, 4, 100)
     runs = []
     for by_hand in (True, False):
         torch.manual_seed(7)

@@ -61,6 +61,9 @@ ALWAYS_INLINE float dropout_scale(uint32_t i, uint32_t key, uint32_t thr, float 
 
 ALWAYS_INLINE float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
+// d silu(u) / du from u and sigmoid(u)
+ALWAYS_INLINE float silu_grad(float u, float sg) { return sg * (1.0f + u * (1.0f - sg)); }
+
 // 1 - 2 / (e^{2x} + 1): saturates to +-1 without overflow
 ALWAYS_INLINE float tanh_(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
 
@@ -92,6 +95,12 @@ void check_f32(const at::Tensor& t, const char* name) {
 }
 
 constexpr int64_t kRowGrain = 16;
+
+// Grain for at::parallel_for that gives each thread one chunk, so a kernel that sums columns can keep
+// one row of partial sums per thread (indexed by at::get_thread_num()) and add them up afterwards.
+int64_t chunk_per_thread(int64_t rows, int64_t threads, int64_t min_grain = kRowGrain) {
+  return std::max<int64_t>(min_grain, (rows + threads - 1) / threads);
+}
 
 // One GRU layer over a sequence starting from h = 0 (gate order r, z, n as nn.GRU).
 // gi (T, B, 3H): the input projection x W_ih^T without its bias; overwritten with the gate activations.
@@ -173,7 +182,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tens
   float* DGH = d_gh.data_ptr<float>();
   float* DH = dh.data_ptr<float>();
   float* P = partial.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(kRowGrain, (B + threads - 1) / threads);  // a chunk per thread
+  const int64_t grain = chunk_per_thread(B, threads);
   for (int64_t t = T - 1; t >= 0; --t) {
     const float* hp = t > 0 ? O + (t - 1) * B * H : Z;
     const int64_t hp_stride = t > 0 ? H : 0;
@@ -293,8 +302,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
   const float* BI = bias.data_ptr<float>();
   float *DS = ds.data_ptr<float>(), *DU = du.data_ptr<float>(), *P = partial.data_ptr<float>();
   const float inv_w = 1.0f / static_cast<float>(W);
-  // one chunk per thread, so each thread owns one row of `partial`
-  const int64_t grain = std::max<int64_t>(kRowGrain, (R + threads - 1) / threads);
+  const int64_t grain = chunk_per_thread(R, threads);
   at::parallel_for(0, R, grain, [=](int64_t r0, int64_t r1) {
     float* acc = P + at::get_thread_num() * 3 * W;
     for (int64_t r = r0; r < r1; ++r) {
@@ -318,7 +326,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
         acc[j] += dyr[j] * xh;
         acc[W + j] += dyr[j];
         dsr[j] = xh;
-        dur[j] = m * sg * (1.0f + uj * (1.0f - sg));
+        dur[j] = m * silu_grad(uj, sg);
       }
       g_sum *= inv_w;
       gx_sum *= inv_w;
@@ -376,7 +384,7 @@ void silu_backward_rows(float* __restrict D, const float* __restrict U, const fl
     for (int64_t j = 0; j < W; ++j) {
       const float uj = ur[j] + br[j];
       const float sg = sigmoid(uj);
-      const float v = dr[j] * sg * (1.0f + uj * (1.0f - sg));
+      const float v = dr[j] * silu_grad(uj, sg);
       dr[j] = v;
       ar[j] += v;
     }
@@ -395,7 +403,7 @@ at::Tensor silu_backward_bias(at::Tensor d, const at::Tensor& u, const at::Tenso
   const float* U = u.data_ptr<float>();
   const float* BI = bias.data_ptr<float>();
   float* P = partial.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(kRowGrain, (E * B + threads - 1) / threads);  // a chunk per thread
+  const int64_t grain = chunk_per_thread(E * B, threads);
   at::parallel_for(0, E * B, grain, [=](int64_t r0, int64_t r1) {
     silu_backward_rows(D, U, BI, P + at::get_thread_num() * E * W, r0, r1, B, W);
   });
@@ -472,7 +480,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> clamped_nll(const at::Tensor& out
   const float *O = out.data_ptr<float>(), *LO = lo.data_ptr<float>(), *HI = hi.data_ptr<float>();
   const float *Y = target.data_ptr<float>(), *WT = has_w ? weight->data_ptr<float>() : nullptr;
   float *G = g.data_ptr<float>(), *P = partial.data_ptr<float>();
-  const int64_t grain = std::max<int64_t>(64, (R + threads - 1) / threads);  // a chunk per thread
+  const int64_t grain = chunk_per_thread(R, threads, 64);
   at::parallel_for(0, R, grain, [=](int64_t r0, int64_t r1) {
     clamped_nll_rows(O, LO, HI, Y, WT, c, G, P + at::get_thread_num() * (1 + 2 * D), r0, r1, D);
   });

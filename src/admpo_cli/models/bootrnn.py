@@ -11,9 +11,12 @@ from .base import RecurrentModel, Stepper, masked_mse_per_position
 class BootRNN(RecurrentModel):
     kind = "bootrnn"
 
+    def _inputs(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.norm.obs(states), self.norm.act(actions)], -1).to(self.dtype)
+
     def forward(self, states, actions, h=None):
         """-> mean, logvar (B, L, D) and the final hidden state (None when training: not needed)."""
-        x = torch.cat([self.norm.obs(states), self.norm.act(actions)], -1).to(self.dtype)
+        x = self._inputs(states, actions)
         if h is None and torch.is_grad_enabled():
             out = self.run_gru(x.transpose(0, 1)).transpose(0, 1)
         else:
@@ -29,8 +32,8 @@ class BootRNN(RecurrentModel):
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         b = sampler.sample_all(batch_size)
         states, target = self._targets(b)
-        x = torch.cat([self.norm.obs(states), self.norm.act(b["actions"])], -1).to(self.dtype)
-        out = self.run_gru(x.transpose(0, 1))  # time-major, as the head and the loss take it
+        # time-major, as the head and the loss take it
+        out = self.run_gru(self._inputs(states, b["actions"]).transpose(0, 1))
         return self.head.nll(out, target.transpose(0, 1), b["mask"].transpose(0, 1)) + self.head.bound_penalty()
 
     @torch.no_grad()

@@ -19,9 +19,12 @@ def soft_clamp(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Ten
     return lo + F.softplus(x - lo)
 
 
+BOUND_PENALTY = 0.01  # authors' code; the gradient of bound_penalty is +this per upper, -this per lower bound
+
+
 def bound_penalty(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Keeps the learned log-variance bounds tight (authors' code: 0.01 sum(max) - 0.01 sum(min))."""
-    return 0.01 * hi.sum() - 0.01 * lo.sum()
+    return BOUND_PENALTY * hi.sum() - BOUND_PENALTY * lo.sum()
 
 
 class Normalizer(nn.Module):
@@ -191,48 +194,54 @@ class GaussianHead(nn.Module):
         return bound_penalty(self.min_logvar, self.max_logvar)
 
 
-class _ClampedGaussianNLL(torch.autograd.Function):
+def clamped_nll_grads(out: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, target: torch.Tensor,
+                      mask: torch.Tensor | None = None, scale: float = 1.0):
     """scale * gaussian_nll(mu, soft_clamp(raw, lo, hi), target, mask) from a network's raw output
-    [mu | raw], with its gradients written out in the forward (autograd's version is ~40 small ops over
-    the same tensors; on the CPU it is one fused pass): with lv the clamped log-variance and
+    out = [mu | raw], and its gradients for out, lo and hi, written out (autograd's version is ~40 small
+    ops over the same tensors; on the CPU it is one fused pass): with lv the clamped log-variance and
     e = (mu - y)^2 exp(-lv), dL/dmu = 2 c (mu - y) exp(-lv) and dL/dlv = c (1 - e), c = scale / entries,
-    chained through the two softplus bounds."""
+    chained through the two softplus bounds. -> loss, d out, d lo, d hi."""
+    D = target.shape[-1]
+    w = None if mask is None else mask.to(out.dtype)
+    ops = use_for(out, target)
+    if ops is not None:
+        loss, g_out, g_lohi = ops.clamped_nll(out.reshape(-1, 2 * D).contiguous(), lo, hi,
+                                              target.reshape(-1, D).contiguous(),
+                                              None if w is None else w.reshape(-1).contiguous(), scale)
+        return loss, g_out.view(out.shape), g_lohi[0], g_lohi[1]
+    mu, raw = out[..., :D], out[..., D:]
+    a = hi - raw
+    b = hi - F.softplus(a) - lo
+    lv = F.softplus(b).add_(lo)
+    inv_var = torch.exp(-lv)
+    err = mu - target
+    e = err.square().mul_(inv_var)
+    per = e + lv
+    if w is None:
+        c0 = c = scale / per.numel()
+    else:  # c0 stays a tensor: no device-to-host copy in the training step
+        w = w.unsqueeze(-1)
+        per.mul_(w)
+        c0 = scale / (w.sum().clamp_min(1.0) * D)
+        c = c0 * w  # per entry: 0 where masked
+    loss = per.sum() * c0
+    d_lv = e.neg_().add_(1.0).mul_(c)
+    d_l1 = d_lv * torch.sigmoid(b)
+    s_a = torch.sigmoid(a)
+    g_out = torch.cat([err.mul_(inv_var).mul_(2.0 * c), d_l1 * s_a], -1)
+    dims = tuple(range(target.dim() - 1))
+    g_lo = (d_lv - d_l1).sum(dims)
+    g_hi = d_l1.mul_(s_a.neg_().add_(1.0)).sum(dims)
+    return loss, g_out, g_lo, g_hi
+
+
+class _ClampedGaussianNLL(torch.autograd.Function):
+    """clamped_nll_grads under autograd: the gradients come from the forward."""
 
     @staticmethod
     def forward(ctx, out, lo, hi, target, mask, scale: float):
-        D = target.shape[-1]
-        w = None if mask is None else mask.to(out.dtype)
-        ops = use_for(out, target)
-        if ops is not None:
-            loss, g_out, g_lohi = ops.clamped_nll(out.reshape(-1, 2 * D).contiguous(), lo, hi,
-                                                  target.reshape(-1, D).contiguous(),
-                                                  None if w is None else w.reshape(-1).contiguous(), scale)
-            ctx.save_for_backward(g_out.view(out.shape), g_lohi[0], g_lohi[1])
-            return loss
-        mu, raw = out[..., :D], out[..., D:]
-        a = hi - raw
-        b = hi - F.softplus(a) - lo
-        lv = F.softplus(b).add_(lo)
-        inv_var = torch.exp(-lv)
-        err = mu - target
-        e = err.square().mul_(inv_var)
-        per = e + lv
-        if w is None:
-            c0 = c = scale / per.numel()
-        else:  # c0 stays a tensor: no device-to-host copy in the training step
-            w = w.unsqueeze(-1)
-            per.mul_(w)
-            c0 = scale / (w.sum().clamp_min(1.0) * D)
-            c = c0 * w  # per entry: 0 where masked
-        loss = per.sum() * c0
-        d_lv = e.neg_().add_(1.0).mul_(c)
-        d_l1 = d_lv * torch.sigmoid(b)
-        s_a = torch.sigmoid(a)
-        g_out = torch.cat([err.mul_(inv_var).mul_(2.0 * c), d_l1 * s_a], -1)
-        dims = tuple(range(target.dim() - 1))
-        g_lo = (d_lv - d_l1).sum(dims)
-        g_hi = d_l1.mul_(s_a.neg_().add_(1.0)).sum(dims)
-        ctx.save_for_backward(g_out, g_lo, g_hi)
+        loss, *grads = clamped_nll_grads(out, lo, hi, target, mask, scale)
+        ctx.save_for_backward(*grads)
         return loss
 
     @staticmethod

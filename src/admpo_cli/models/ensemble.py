@@ -11,7 +11,7 @@ from torch import nn
 from ..agents.adam import LeanAdam
 from ..kernels import use_for
 from .base import DynamicsModel, Stepper
-from .common import bound_penalty, clamped_gaussian_nll, soft_clamp
+from .common import BOUND_PENALTY, bound_penalty, clamped_gaussian_nll, clamped_nll_grads, soft_clamp
 
 _silu_backward = torch.ops.aten.silu_backward
 
@@ -100,6 +100,9 @@ class Ensemble(DynamicsModel):
         self.min_logvar = nn.Parameter(torch.full((self.out_dim,), -10.0))
         self.register_buffer("elites", torch.arange(elites))
 
+    def _params(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return [layer.weight for layer in self.layers_], [layer.bias for layer in self.layers_]
+
     def _inputs(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.norm.obs(obs), self.norm.act(act)], -1).to(self.layers_[0].weight.dtype)
 
@@ -110,8 +113,8 @@ class Ensemble(DynamicsModel):
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.members, -1, -1)
         if torch.is_grad_enabled():
-            return _EnsembleTrunkFunction.apply(x.contiguous(), *(layer.weight for layer in self.layers_),
-                                                *(layer.bias for layer in self.layers_))
+            ws, bs = self._params()
+            return _EnsembleTrunkFunction.apply(x.contiguous(), *ws, *bs)
         for i, layer in enumerate(self.layers_):
             x = layer(x)
             if i < len(self.layers_) - 1:
@@ -136,17 +139,14 @@ class Ensemble(DynamicsModel):
             return super().train_step(sampler, batch_size, k_sampling, gen, opt)
         with torch.no_grad():
             obs, act, target = self._batch(sampler, batch_size)
-            ws = [layer.weight for layer in self.layers_]
-            bs = [layer.bias for layer in self.layers_]
+            ws, bs = self._params()
             out, xs, us = _trunk_forward(self._inputs(obs, act), ws, bs, ops)
-            D = target.shape[-1]
-            loss, g_out, g_lohi = ops.clamped_nll(out.view(-1, 2 * D), self.min_logvar, self.max_logvar,
-                                                  target.reshape(-1, D).contiguous(), None, float(self.members))
-            gws, gbs = _trunk_backward(g_out.view(out.shape), ws, bs, xs, us, ops)
+            loss, g_out, g_lo, g_hi = clamped_nll_grads(out, self.min_logvar, self.max_logvar, target,
+                                                        scale=float(self.members))
+            gws, gbs = _trunk_backward(g_out, ws, bs, xs, us, ops)
             grads = {id(p): g for p, g in zip(ws + bs, gws + gbs, strict=True)}
-            # + the bound penalty's gradient, 0.01 per upper bound and -0.01 per lower bound
-            grads[id(self.min_logvar)] = g_lohi[0] - 0.01
-            grads[id(self.max_logvar)] = g_lohi[1] + 0.01
+            grads[id(self.min_logvar)] = g_lo - BOUND_PENALTY  # + the bound penalty's gradient
+            grads[id(self.max_logvar)] = g_hi + BOUND_PENALTY
             opt.step([grads[id(p)] for p in opt.params])
             return loss + bound_penalty(self.min_logvar, self.max_logvar)
 
