@@ -61,8 +61,8 @@ ALWAYS_INLINE float dropout_scale(uint32_t i, uint32_t key, uint32_t thr, float 
 
 ALWAYS_INLINE float sigmoid(float x) { return 1.0f / (1.0f + fast_exp(-x)); }
 
-// d silu(u) / du from u and sigmoid(u)
-ALWAYS_INLINE float silu_grad(float u, float sg) { return sg * (1.0f + u * (1.0f - sg)); }
+// g * d silu(u) / du, from u and sigmoid(u)
+ALWAYS_INLINE float silu_grad(float g, float u, float sg) { return g * sg * (1.0f + u * (1.0f - sg)); }
 
 // 1 - 2 / (e^{2x} + 1): saturates to +-1 without overflow
 ALWAYS_INLINE float tanh_(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
@@ -326,7 +326,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
         acc[j] += dyr[j] * xh;
         acc[W + j] += dyr[j];
         dsr[j] = xh;
-        dur[j] = m * silu_grad(uj, sg);
+        dur[j] = silu_grad(m, uj, sg);
       }
       g_sum *= inv_w;
       gx_sum *= inv_w;
@@ -384,7 +384,7 @@ void silu_backward_rows(float* __restrict D, const float* __restrict U, const fl
     for (int64_t j = 0; j < W; ++j) {
       const float uj = ur[j] + br[j];
       const float sg = sigmoid(uj);
-      const float v = dr[j] * silu_grad(uj, sg);
+      const float v = silu_grad(dr[j], uj, sg);
       dr[j] = v;
       ar[j] += v;
     }
