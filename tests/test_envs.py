@@ -39,13 +39,67 @@ def _visited_states(spec, steps=600, seed=0, perturb=0.0):
 def test_termination_matches_the_environment(env, layout):
     spec = get_spec(env, layout)
     fn = termination_fn(spec)
+    reached = {}
     for perturb in (0.0, 0.05):
         obs, term = _visited_states(spec, perturb=perturb, seed=1)
         pred = fn(torch.as_tensor(obs)).numpy()
         assert obs.shape[1] == spec.obs_dim
         assert (pred == term).all(), f"{(pred != term).sum()} disagreements"
+        reached[perturb] = int(term.sum())
     if env in ("hopper", "walker2d", "ant", "humanoid"):
-        assert term.any() or perturb  # the perturbed roll-outs reach terminal states
+        assert reached[0.05] > 0, "the perturbed roll-outs should reach terminal states"
+    else:
+        assert reached[0.0] == reached[0.05] == 0  # halfcheetah never terminates
+
+
+def _env_terminates_at(spec, qpos_over: dict[int, float]):
+    """Put the simulator in its reset state with some qpos entries overwritten, take one zero action,
+    and return (next observation, terminated) as the real environment reports them."""
+    env = make_env(spec)
+    env.reset(seed=0)
+    u = env.unwrapped
+    qpos, qvel = u.data.qpos.copy(), u.data.qvel.copy()
+    for i, v in qpos_over.items():
+        qpos[i] = v
+    u.set_state(qpos, qvel)
+    o, _, term, _, _ = env.step(np.zeros(spec.act_dim))
+    env.close()
+    return o, term
+
+
+@pytest.mark.parametrize("env", ["halfcheetah", "hopper", "walker2d"])
+@pytest.mark.parametrize("x", [150.0, 5000.0])
+def test_neorl_termination_ignores_the_x_position(env, x):
+    """NeoRL keeps the x position in obs[0]; an ordinary episode carries it past 100 (HalfCheetah runs at
+    several m/s for 1000 steps of 0.05 s). Neither the env nor the termination function may stop there."""
+    spec = get_spec(env, "neorl")
+    o, term = _env_terminates_at(spec, {0: x})
+    assert o[0] > 100 and not term
+    assert not bool(termination_fn(spec)(torch.as_tensor(o, dtype=torch.float32)))
+    # and the function itself on a batch of start states far down the track
+    obs = torch.zeros(4, spec.obs_dim)
+    obs[:, 0] = torch.tensor([101.0, 250.0, 1e4, -300.0])
+    if env != "halfcheetah":
+        obs[:, 1] = 1.25  # healthy height
+    assert not termination_fn(spec)(obs).any()
+
+
+def test_neorl_walker2d_and_halfcheetah_termination_on_hand_made_states():
+    walker = termination_fn(get_spec("walker2d", "neorl"))
+    s = torch.zeros(6, 18)
+    s[:, 0] = 200.0  # x, beyond 100
+    s[:, 1] = torch.tensor([1.25, 0.79, 2.01, 1.25, 1.25, 1.25])  # z
+    s[:, 2] = torch.tensor([0.0, 0.0, 0.0, -1.0, 0.99, 0.0])  # angle
+    s[5, 10] = 150.0  # a diverged velocity
+    assert walker(s).tolist() == [False, True, True, True, False, True]
+    cheetah_neorl = termination_fn(get_spec("halfcheetah", "neorl"))
+    cheetah_d4rl = termination_fn(get_spec("halfcheetah", "d4rl"))
+    c = torch.zeros(3, 18)
+    c[:, 0] = torch.tensor([99.0, 150.0, 1e5])
+    assert not cheetah_neorl(c).any()
+    d = torch.zeros(2, 17)
+    d[1, 8] = 150.0  # D4RL's layout has no x: a value past 100 is a diverged prediction
+    assert cheetah_d4rl(d).tolist() == [False, True]
 
 
 def test_termination_is_batched_over_leading_dims():

@@ -281,13 +281,17 @@ def test_recurrent_losses_equal_the_masked_nll_of_their_predictions(path, kind):
     b = WindowSampler(data, 4, seed=1).sample_all(64)  # the same batch again
     assert not bool(b["mask"].all())
     if kind == "adm":
-        mean, logvar = mdl(b["s0"], b["actions"])
-        target = b["target"]
+        # Eq. (2): each k averaged over its own windows, then the plain mean over k; one pass per k
+        from admpo_cli.models.reference import adm_eq2_loss
+
+        ref = adm_eq2_loss(mdl, b["s0"], b["actions"], b["target"], b["mask"])
+        counts = b["mask"].sum(0)
+        assert counts[-1] < counts[0]  # large k has fewer windows: the weighting matters here
     else:
         states, target = mdl._targets(b)
         mean, logvar, _ = mdl(states, b["actions"])
-    ref = gaussian_nll(mean, logvar, target, b["mask"]) + mdl.head.bound_penalty()
-    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+        ref = gaussian_nll(mean, logvar, target, b["mask"])
+    torch.testing.assert_close(loss, ref + mdl.head.bound_penalty(), rtol=1e-5, atol=1e-6)
 
 
 def test_one_step_batches_are_the_k1_windows():

@@ -63,13 +63,14 @@ def test_uncertainty_against_hand_computation():
                          [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
     var = torch.tensor([[[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]],
                         [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]])
-    # Eq. (4) literally: || mean_k(var + mu^2) - mean_k(mu)^2 ||_1
-    lit = ((var + mean**2).mean(1) - mean.mean(1) ** 2).abs().sum(-1)
-    torch.testing.assert_close(adm_paper(mean, var), lit)
-    # row 0: state dim 0 means 1,3 -> var 1; dim 1 -> 0; reward 0.5,1.5 -> 0.25
-    # mixture: dim0 0.2 + 1 ; dim1 0.2 + 0 ; reward 0.2 + 0.25 -> 1.85
-    assert adm_paper(mean, var)[0].item() == pytest.approx(1.85)
-    assert adm_paper(mean, var)[1].item() == pytest.approx(3.0)
+    # Eq. (4) literally, over the next state only: || mean_k(var + mu^2) - mean_k(mu)^2 ||_1
+    s_var, s_mean = var[..., :2], mean[..., :2]
+    lit = ((s_var + s_mean**2).mean(1) - s_mean.mean(1) ** 2).abs().sum(-1)
+    torch.testing.assert_close(adm_paper(mean, var, 2), lit)
+    # row 0: state dim 0 means 1,3 -> var 1; dim 1 -> 0 (the reward's spread does not count)
+    # mixture: dim0 0.2 + 1 ; dim1 0.2 + 0 -> 1.4
+    assert adm_paper(mean, var, 2)[0].item() == pytest.approx(1.4)
+    assert adm_paper(mean, var, 2)[1].item() == pytest.approx(2.0)
     # authors' code: sqrt(mean over state dims of var over k of the means) = sqrt((1 + 0) / 2)
     assert adm_code(mean, 2)[0].item() == pytest.approx(np.sqrt(0.5))
     assert adm_code(mean, 2)[1].item() == 0.0
@@ -198,8 +199,10 @@ def test_bootrnn_and_ensemble_steppers_shapes():
     mean, var = st.step(torch.randn(4, 3), torch.randn(4, 2))
     assert mean.shape == (4, 1, 4) and (var > 0).all()
     ens = Ensemble(3, 2, members=4, elites=2, hidden=8, layers=1)
-    mean, var = ens.stepper().step(torch.randn(4, 3), torch.randn(4, 2))
-    assert mean.shape == (4, 2, 4)
+    st = ens.stepper()
+    mean, var = st.step(torch.randn(4, 3), torch.randn(4, 2))
+    assert mean.shape == (4, 4, 4)  # every member: MOPO's penalty is the max over all of them
+    assert st.candidates.tolist() == ens.elites.tolist()  # next states are drawn from the elites
 
 
 def test_warm_start_continues_from_the_run_model(tmp_path, hopper_file):
@@ -225,7 +228,7 @@ def test_matmul_precision_is_validated():
     from admpo_cli.config import resolve
 
     assert resolve(None, None, ["model.matmul_precision=bf16"]).model.matmul_precision == "bf16"
-    with pytest.raises(UserError, match="model.matmul_precision: expected one of bf16, fp32"):
+    with pytest.raises(UserError, match="model.matmul_precision: expected one of fp32, bf16"):
         resolve(None, None, ["model.matmul_precision=fp16"])
 
 
@@ -257,3 +260,49 @@ def test_fit_with_bf16_matmuls_lowers_holdout_loss(hopper_file, kind):
     model = build_model(kind, data.obs_dim, data.act_dim, cfg)
     res = fit(model, data, cfg, torch.device("cpu"), seed=0)
     assert min(r["holdout_mse"] for r in res.history) < 0.7 * res.history[0]["holdout_mse"]
+
+
+class _LabelledStepper:
+    """K candidates whose predicted next state is the candidate's own index k (and reward 0)."""
+
+    def __init__(self, K, obs_dim):
+        self.K, self.obs_dim = K, obs_dim
+
+    @property
+    def candidates(self):
+        return torch.arange(self.K)
+
+    def start(self, hist_obs, hist_act):
+        pass
+
+    def step(self, obs, act):
+        b = obs.shape[0]
+        mean = torch.arange(self.K, dtype=torch.float32)[None, :, None].expand(b, self.K, self.obs_dim + 1).clone()
+        mean[..., -1] = 0.0
+        return mean, torch.zeros_like(mean)
+
+    def keep(self, idx):
+        pass
+
+
+class _LabelledModel:
+    kind, obs_dim, context = "adm", 2, 4
+
+    def stepper(self, dropout_at_inference=False):
+        return _LabelledStepper(4, self.obs_dim)
+
+
+@pytest.mark.parametrize("k_mode", ["batch", "row"])
+def test_batch_k_mode_draws_one_k_per_imagined_step_for_the_whole_batch(k_mode):
+    """Authors' code: one k per imagined step for all rows, however the batch is chunked."""
+    B, H = 600, 6
+    gen = torch.Generator().manual_seed(0)
+    out = rollout(_LabelledModel(), lambda o: torch.zeros(o.shape[0], 1), torch.zeros(B, 3, 2), torch.zeros(B, 3, 1),
+                  torch.zeros(B, 2), H, lambda o: torch.zeros(o.shape[0], dtype=torch.bool), "none",
+                  k_mode=k_mode, chunk_size=50, generator=gen, sample=False)
+    ks = [out.next_obs[out.steps == t, 0].unique() for t in range(H)]
+    if k_mode == "batch":
+        assert all(len(k) == 1 for k in ks)  # 12 chunks, one k
+        assert len(torch.cat(ks).unique()) > 1  # but a new k at each step
+    else:
+        assert all(len(k) == 4 for k in ks)

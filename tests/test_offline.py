@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -77,7 +76,7 @@ def test_divergence_stops_with_last_good_checkpoint(tmp_path, hopper_file, monke
     with pytest.raises(DivergenceError, match="non-finite"), rd.stage("train", cfg, "cpu"):
         train_offline(cfg, rd, CPU)
     assert rd.file("checkpoints", "last_good.pt").exists()
-    assert json.loads(rd.file("meta.json").read_text())["status"] == "failed"
+    assert rd.stage_status("train") == "failed"
 
 
 DIMS = {"hopper": (11, 3), "halfcheetah": (17, 6), "walker2d": (17, 6)}

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -13,16 +11,19 @@ from admpo_cli.rundir import RunDir, append_csv, atomic_write_json
 
 
 def _fake_run(root, name, preset, algo, seed, scores, status="done", model=None, final_return=None):
-    cfg = resolve(preset, None, [f"train.algo={algo}", f"run.seed={seed}"])
+    sets = [f"train.algo={algo}", f"run.seed={seed}"] + ([f"model.kind={model}"] if model else [])
+    cfg = resolve(preset, None, sets)
     rd = RunDir.create_or_open(root / name, cfg)
     for i, s in enumerate(scores):
         append_csv(rd.file("metrics.csv"), {"step": 1000 * (i + 1), "epoch": i + 1, "score_mean": s,
                                             "return_mean": 10 * s})
-    meta = {"status": status, "seed": seed}
+    meta = {"seed": seed, "stages": {f"train-{algo}": {"status": status}}}
+    if status == "done":  # an evaluation that failed after training does not drop the run
+        meta["stages"]["eval-uncertainty"] = {"status": "failed"}
     atomic_write_json(rd.file("meta.json"), meta)
     if status == "done":
         atomic_write_json(rd.file("summary.json"), {
-            "algo": algo, "model": model or {"admpo": "adm", "mopo": "ensemble"}.get(algo),
+            "algo": algo, "model": model or {"admpo": "adm", "mopo": "ensemble"}.get(algo), "published_setting": True,
             "final_score": sum(scores[-2:]) / 2, "final_return": final_return or 10 * sum(scores[-2:]) / 2,
             "uncertainty": {"admpo": "code", "mopo": "max_aleatoric"}.get(algo)})
     return rd
@@ -38,25 +39,28 @@ def runs(tmp_path):
     _fake_run(root, "wm-admpo-0", "walker2d-medium", "admpo", 0, [1, 2, 3])    # final 2.5
     _fake_run(root, "wm-admpo-1", "walker2d-medium", "admpo", 1, [1, 2, 900], status="failed")
     _fake_run(root, "hm-admpo-2", "hopper-medium", "admpo", 2, [1, 1, 1], status="running")
+    _fake_run(root, "hm-ablation-0", "hopper-medium", "admpo", 0, [3, 4, 6], model="ensemble")  # final 5
     return root
 
 
 def test_report_tables_match_hand_computation(runs, tmp_path):
     out = tmp_path / "rep"
     res = build_report([runs], out, paper=True)
-    assert res["runs"] == 7 and res["complete"] == 5 and res["incomplete"] == 2
+    assert res["runs"] == 8 and res["complete"] == 6 and res["incomplete"] == 2
     df = pd.read_csv(out / "summary.csv", index_col="task")
-    assert df.loc["hopper-medium-v2", "admpo"] == pytest.approx(65.0)
-    assert df.loc["hopper-medium-v2", "mopo"] == pytest.approx(30.0)
-    assert df.loc["walker2d-medium-v2", "admpo"] == pytest.approx(2.5)
-    assert df.loc["average", "admpo"] == pytest.approx((65.0 + 2.5) / 2)
-    assert pd.isna(df.loc["average", "mopo"])  # mopo has no walker2d run: no partial average
+    admpo, mopo, ablation = "ADMPO-OFF", "MOPO (published)", "ADMPO-OFF with ensemble model (ablation)"
+    assert df.loc["hopper-medium-v2", admpo] == pytest.approx(65.0)
+    assert df.loc["hopper-medium-v2", mopo] == pytest.approx(30.0)
+    assert df.loc["hopper-medium-v2", ablation] == pytest.approx(5.0)  # three labels, never pooled
+    assert df.loc["walker2d-medium-v2", admpo] == pytest.approx(2.5)
+    assert df.loc["average", admpo] == pytest.approx((65.0 + 2.5) / 2)
+    assert pd.isna(df.loc["average", mopo])  # mopo has no walker2d run: no partial average
     assert df.loc["hopper-medium-v2", "paper: ADMPO-OFF"] == pytest.approx(107.4)
     md = (out / "summary.md").read_text()
     assert "65.0 ± 10.0 (2)" in md and "30.0 ± 5.0 (2)" in md and "2.5 ± 0.0 (1)" in md
     assert "failed" in md and "running" in md  # listed apart, not averaged
     r = pd.read_csv(out / "returns.csv", index_col="task")
-    assert r.loc["hopper-medium-v2", "admpo"] == pytest.approx(650.0)
+    assert r.loc["hopper-medium-v2", admpo] == pytest.approx(650.0)
     page = (out / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # one learning-curve figure per task
     assert (out / "curves-hopper-medium-v2.png").exists()
@@ -74,12 +78,24 @@ def test_report_cli_and_errors(runs, tmp_path):
     assert r.exit_code == 2 and "no run directories" in r.output
 
 
-def test_variant_names_mark_non_default_choices(tmp_path):
+def test_variant_names_tell_baselines_and_ablations_apart(tmp_path):
     from admpo_cli.report.collect_runs import variant_name
 
-    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "code"}, "admpo", "adm") == "admpo"
-    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "paper"}, "admpo", "adm") == "admpo[paper]"
-    assert variant_name({"algo": "admpo", "model": "bootrnn", "uncertainty": "max_aleatoric"}, "admpo",
-                        "adm") == "admpo[bootrnn][max_aleatoric]"
-    assert variant_name(None, "bc", "adm") == "bc"
-    json.dumps({})
+    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "code"}, "admpo", "adm") == "ADMPO-OFF"
+    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "paper"}, "admpo",
+                        "adm") == "ADMPO-OFF with paper uncertainty (ablation)"
+    assert variant_name({"algo": "admpo", "model": "ensemble", "uncertainty": "max_aleatoric"}, "admpo",
+                        "adm") == "ADMPO-OFF with ensemble model (ablation)"
+    assert variant_name({"algo": "mopo", "model": "ensemble", "uncertainty": "max_aleatoric",
+                         "published_setting": True}, "mopo", "ensemble") == "MOPO (published)"
+    assert "not published" in variant_name({"algo": "mopo", "model": "ensemble", "published_setting": False},
+                                           "mopo", "ensemble")
+    assert variant_name(None, "bc", "adm") == "BC"
+
+
+def test_report_refuses_a_path_without_runs_and_writes_nothing(tmp_path, runs):
+    runner = CliRunner()
+    (tmp_path / "typo").mkdir()
+    r = runner.invoke(app, ["report", str(runs), str(tmp_path / "typo"), "--out", str(tmp_path / "R")])
+    assert r.exit_code == 2 and "typo: not a run directory" in r.output
+    assert not (tmp_path / "R").exists()

@@ -58,8 +58,41 @@ def test_stage_records_status(tmp_path):
     with rd.stage("x", cfg, "cpu"):
         pass
     meta = json.loads(rd.file("meta.json").read_text())
-    assert meta["status"] == "done" and meta["seed"] == 0
+    assert meta["stages"]["x"]["status"] == "done" and meta["seed"] == 0
     assert {"torch", "numpy", "gymnasium", "mujoco", "python", "admpo"} <= set(meta["versions"])
     with pytest.raises(RuntimeError), rd.stage("y", cfg, "cpu"):
         raise RuntimeError("boom")
     assert json.loads(rd.file("meta.json").read_text())["stages"]["y"]["status"] == "failed"
+    assert rd.stage_status("x") == "done"  # one stage's failure leaves the others' status alone
+
+
+def test_a_fresh_run_that_fails_on_a_user_error_leaves_nothing(tmp_path):
+    from admpo_cli.errors import UserError
+
+    cfg = Config()
+    rd = RunDir.create_or_open(tmp_path / "new", cfg)
+    with pytest.raises(UserError), rd.stage("train-admpo", cfg, "cpu"):
+        raise UserError("data/missing.hdf5: no such file")
+    assert not (tmp_path / "new").exists()
+    old = RunDir.create_or_open(tmp_path / "old", cfg)  # an existing run keeps its files
+    again = RunDir.create_or_open(tmp_path / "old", cfg)
+    assert old.fresh and not again.fresh
+    with pytest.raises(UserError), again.stage("train-admpo", cfg, "cpu"):
+        raise UserError("boom")
+    assert again.stage_status("train-admpo") == "failed"
+
+
+def test_a_run_refuses_other_settings_unless_forced(tmp_path):
+    from admpo_cli.config import resolve
+    from admpo_cli.errors import UserError
+
+    cfg = resolve("quickstart-hopper")
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    rd.file("summary.json").write_text("{}")
+    other = resolve("quickstart-hopper", None, ["rollout.horizon=7"])
+    with pytest.raises(UserError, match=r"made with other settings \(rollout.horizon 7 here, 5 in the run\)"):
+        RunDir.create_or_open(tmp_path / "r", other)
+    RunDir.create_or_open(tmp_path / "r", resolve("quickstart-hopper", None, ["run.device=cpu"]))  # where, not what
+    assert rd.file("summary.json").exists()
+    RunDir.create_or_open(tmp_path / "r", other, force=True)
+    assert not rd.file("summary.json").exists() and rd.config().rollout.horizon == 7

@@ -70,7 +70,8 @@ def _main(
 PresetOpt = Annotated[str | None, typer.Option("--preset", "-p", help="Preset name (see `admpo presets list`).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of overrides (as in config.yaml).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override one field: section.key=value (repeatable).")]
-RunOpt = Annotated[Path | None, typer.Option("--run", help="Run directory (default: runs/<preset>-s<seed>).")]
+RunOpt = Annotated[Path | None, typer.Option(
+    "--run", help="Run directory (default: runs/<preset>/<algo>[-<model>]-s<seed>[-<hash of other overrides>]).")]
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Dataset file or id; overrides the preset's.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for python, numpy and torch.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
@@ -85,8 +86,18 @@ def _kv_table(title: str, rows) -> Table:
     return table
 
 
-def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None):
-    """Resolve the config (defaults < preset < --config < --set < flags), open the run, seed, pick device."""
+def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, *, read_only: bool = False,
+          force: bool = False, command: str | None = None):
+    """Resolve the config (defaults < preset < published settings < --config < --set < flags), open the
+    run, seed, pick the device.
+
+    The default run directory is named by what makes a run different (config.run_name). A command that
+    makes results (fit, train) creates the run or opens one made with the same settings; a command that
+    only reads a run (`read_only`) needs an existing run and applies its --set on top of the run's config
+    without changing config.yaml. `command`: refuse settings that belong to another command before any
+    directory is made."""
+    from .algorithms import check_command
+    from .config import run_name
     from .runtime import pick_device, seed_everything
 
     flags = {"data.path": dataset, "run.seed": seed, "run.device": device, **(extra_flags or {})}
@@ -95,9 +106,16 @@ def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None):
         # An existing run supplies its own resolved config; --set and flags still apply on top.
         base = RunDir.open(run).config()
     cfg = resolve(preset, config, sets, flags, base=base)
+    if command:
+        check_command(command, cfg.train.algo, cfg.train.setting, cfg.preset)
     dev = pick_device(cfg.run.device)
-    run_path = Path(run) if run is not None else Path(cfg.run.root) / f"{cfg.preset or cfg.data.task}-s{cfg.run.seed}"
-    rd = RunDir.create_or_open(run_path, cfg)
+    run_path = Path(run) if run is not None else Path(cfg.run.root) / run_name(cfg)
+    if read_only:
+        rd = RunDir.open(run_path)
+        if base is None:
+            cfg = resolve(None, None, sets, flags, base=rd.config())
+    else:
+        rd = RunDir.create_or_open(run_path, cfg, force)
     seed_everything(cfg.run.seed)
     return cfg, rd, dev
 
@@ -246,14 +264,21 @@ def data_info(
 def fit_model(
     preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
     dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="adm | ensemble | bootrnn.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="adm | ensemble | bootrnn (default: the run's).")] = None,
 ) -> None:
-    """Fit a dynamics model on the run's dataset; writes model/<kind>.pt and model/fit.csv."""
+    """Fit a dynamics model on the run's dataset; writes model/<kind>.pt and model/fit.csv.
+
+    --model fits another kind into the same run (for the comparisons of eval-compounding and
+    eval-uncertainty) with the run's settings; the run's own model stays the one its config names."""
+    from .config import choices
     from .stages import fit_model_stage
 
-    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, {"model.kind": model})
-    with rd.stage(f"fit-model-{cfg.model.kind}", cfg, str(dev)):
-        summary = fit_model_stage(cfg, rd, dev)
+    if model is not None and model not in choices("model", "kind"):
+        raise UserError(f"--model: expected one of {', '.join(choices('model', 'kind'))}, got {model!r}")
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device)
+    kind = model or cfg.model.kind
+    with rd.stage(f"fit-model-{kind}", cfg, str(dev)):
+        summary = fit_model_stage(cfg, rd, dev, kind)
     rows = [(k, ", ".join(f"{x:.4g}" for x in v) if isinstance(v, list) else v) for k, v in summary.items()]
     console.print(_kv_table(f"fit-model {summary['kind']} -> {rd.path / 'model' / (summary['kind'] + '.pt')}", rows))
 
@@ -265,13 +290,11 @@ def _run_training(cfg: Config, rd: RunDir, dev, force: bool = False) -> dict:
     from .algos.offline import Hooks, train_bc, train_offline
     from .ui import progress
 
-    if rd.file("summary.json").exists() and rd.status() == "done" and not force:
+    if rd.file("summary.json").exists() and rd.training_status() == "done" and not force:
         console.print(f"{rd.path}: already finished (summary.json); pass --force to train again")
         return rd.read_json("summary.json")
     if force:
-        for p in (rd.file("checkpoints", "offline.pt"), rd.file("summary.json")):
-            if p.exists():
-                p.unlink()
+        rd.clear_training()
     algo = cfg.train.algo
     with progress() as bar, rd.stage(f"train-{algo}", cfg, str(dev)):
         task = bar.add_task(f"{algo} {cfg.data.task}", total=None, info="")
@@ -290,13 +313,16 @@ def _run_training(cfg: Config, rd: RunDir, dev, force: bool = False) -> dict:
             bar.update(task, completed=step, info=info)
 
         hooks = Hooks(on_start, on_progress)
-        summary = train_bc(cfg, rd, dev, hooks) if algo == "bc" else train_offline(cfg, rd, dev, hooks)
+        if algo == "bc":
+            summary = train_bc(cfg, rd, dev, hooks)
+        else:
+            summary = train_offline(cfg, rd, dev, hooks, force=force)
     return summary
 
 
 def _print_summary(summary: dict, rd: RunDir) -> None:
-    keys = ("algo", "model", "uncertainty", "seed", "evaluations", "final_score", "final_return", "best_score",
-            "best_return", "gradient_steps")
+    keys = ("label", "algo", "model", "uncertainty", "dropout_at_inference", "published_setting", "seed",
+            "evaluations", "final_score", "final_return", "best_score", "best_return", "gradient_steps")
     rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys if k in summary]
     ref = summary.get("reference")
     if ref:
@@ -309,18 +335,21 @@ def _print_summary(summary: dict, rd: RunDir) -> None:
 def train_off(
     preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
     dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="adm (ADMPO-OFF) | ensemble (MOPO).")] = None,
-    algo: Annotated[str | None, typer.Option("--algo", help="admpo | mopo | bc.")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Dynamics model under ADMPO's settings: adm (ADMPO-OFF) | ensemble (an ablation).")] = None,
+    algo: Annotated[str | None, typer.Option(
+        "--algo", help="admpo | mopo (MOPO with its published settings) | bc.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
-    force: Annotated[bool, typer.Option(help="Start again even if the run finished or has a checkpoint.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
 ) -> None:
-    """ADMPO-OFF (Algorithm 3): fit or reuse the model, then SAC on real + penalised imagined data."""
-    if model == "ensemble" and algo is None:
-        algo = "mopo"
-    if algo == "mopo":
-        model = "ensemble"
+    """ADMPO-OFF (Algorithm 3): fit or reuse the model, then SAC on real + penalised imagined data.
+
+    --algo mopo runs MOPO as OfflineRL-Kit publishes it (per-task h and lambda, auto-alpha, its model
+    fitting); --model ensemble keeps ADMPO's settings and swaps the model: an ablation, labelled so."""
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
-                         {"model.kind": model, "train.algo": algo, "train.epochs": epochs})
+                         {"model.kind": model, "train.algo": algo, "train.epochs": epochs},
+                         force=force, command="train-off")
     _print_summary(_run_training(cfg, rd, dev, force), rd)
 
 
@@ -334,7 +363,7 @@ def train_bc_cmd(
 ) -> None:
     """Behaviour cloning baseline through the same data and evaluation path."""
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
-                         {"train.algo": "bc", "train.bc_steps": steps})
+                         {"train.algo": "bc", "train.bc_steps": steps}, force=force, command="train-off")
     _print_summary(_run_training(cfg, rd, dev, force), rd)
 
 
@@ -370,9 +399,9 @@ def eval_compounding(
 
     if run is None and preset is None:
         raise UserError("--run: give the run directory that holds the fitted models")
-    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device)
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, read_only=True)
     kinds = [k.strip() for k in models.split(",")] if models else None
-    with rd.stage("eval-compounding", cfg, str(dev)):
+    with rd.stage("eval-compounding", cfg, str(dev), overrides=set_):
         df = eval_compounding_stage(cfg, rd, dev, kinds, parse_horizons(horizons), starts)
     table = Table(title=f"compounding error (MSE) -> {rd.path / 'compounding.csv'}")
     table.add_column("model")
@@ -399,8 +428,8 @@ def eval_uncertainty(
 
     if run is None and preset is None:
         raise UserError("--run: give the run directory that holds the fitted models")
-    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device)
-    with rd.stage("eval-uncertainty", cfg, str(dev)):
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, read_only=True)
+    with rd.stage("eval-uncertainty", cfg, str(dev), overrides=set_):
         res = eval_uncertainty_stage(cfg, rd, dev, starts, horizon)
     table = Table(title=f"uncertainty vs true error ({res['pairs']} pairs) -> {rd.path / 'uncertainty.json'}")
     for col in ("model", "quantifier", "pearson", "spearman"):

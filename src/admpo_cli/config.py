@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import typing
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from . import algorithms
 from .errors import UserError
 
 
@@ -24,9 +27,9 @@ class DataConfig:
     # "neorl-hopper-low" or "quickstart-hopper".
     task: str = "quickstart-hopper"
     # Environment family: hopper | halfcheetah | walker2d | ant | humanoid.
-    env: str = "hopper"
+    env: Literal["hopper", "halfcheetah", "walker2d", "ant", "humanoid"] = "hopper"
     # Where the data comes from: d4rl (HDF5) | neorl (npz) | minari | collect (made locally when absent).
-    benchmark: str = "collect"
+    benchmark: Literal["d4rl", "neorl", "minari", "collect"] = "collect"
     # Dataset file or id (D4RL id like hopper-medium-v2, Minari id, or a path). Empty = the preset's default.
     path: str = ""
     # Extra folder searched for D4RL/NeoRL files before $D4RL_DATASET_DIR and ~/.d4rl/datasets.
@@ -34,7 +37,7 @@ class DataConfig:
     # NeoRL: number of training trajectories kept (the benchmark and ADMPO use the first 1000).
     neorl_trajectories: int = 1000
     # Rows with NaN/inf: "reject" (error) or "drop" (removed, reported).
-    nonfinite: str = "reject"
+    nonfinite: Literal["reject", "drop"] = "reject"
     # collect: transitions gathered with a random policy when no dataset file exists yet.
     collect_steps: int = 20000
     # Minari: allow downloading a dataset that is not on disk (needs network and huggingface_hub).
@@ -44,7 +47,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     # Dynamics model: adm (any-step GRU) | ensemble (MOPO/MBPO probabilistic ensemble) | bootrnn.
-    kind: str = "adm"
+    kind: Literal["adm", "ensemble", "bootrnn"] = "adm"
     # Max backtracking length m (Table 5 / Table 4).
     m: int = 5
     # GRU hidden size and layers (authors' code: 200, 3).
@@ -53,10 +56,13 @@ class ModelConfig:
     # Residual Swish blocks in the head (authors' code: 4) and their dropout.
     head_blocks: int = 4
     dropout: float = 0.1
-    # Keep dropout on when predicting (the authors' code never switches to eval mode).
-    dropout_at_inference: bool = False
-    # Eq. (2) per minibatch: "all" k at once (one GRU pass, exact average) or "one" k drawn (authors' code).
-    k_sampling: str = "all"
+    # Dropout when predicting (roll-outs, evaluation): auto = on for ADM with the authors' uncertainty
+    # formula (their code never switches the model to eval mode, and Table 5's beta were tuned so), off
+    # otherwise; on | off force it. Every run records the value it used.
+    dropout_at_inference: Literal["auto", "on", "off"] = "auto"
+    # Eq. (2) per minibatch: "all" k at once (one GRU pass; each k averaged over its own windows, then the
+    # plain average over k) or "one" k drawn per minibatch (authors' code).
+    k_sampling: Literal["all", "one"] = "all"
     # Ensemble: members, elites, hidden width and layers (MOPO/MBPO: 7, 5, 200, 4).
     ensemble_size: int = 7
     elites: int = 5
@@ -72,6 +78,11 @@ class ModelConfig:
     # Early stopping: epochs without hold-out improvement (authors' code: 25) and a hard cap.
     patience: int = 25
     max_epochs: int = 200
+    # What counts as an improvement: "mean" hold-out MSE over k (authors' ADM code) or "members" (OfflineRL-Kit's
+    # ensemble: an epoch improves when any member beats its own best by more than min_improvement, relative;
+    # each member keeps its own best weights).
+    early_stopping: Literal["mean", "members"] = "mean"
+    min_improvement: float = 0.0
     # Minibatches per epoch; 0 = N_train // batch_size (times m with k_sampling=one, as the authors' code).
     steps_per_epoch: int = 0
     # Start from the run's existing model weights instead of a fresh init.
@@ -79,7 +90,7 @@ class ModelConfig:
     # Matrix products while fitting on the CPU: fp32, or bf16 (inputs rounded to bfloat16, float32
     # accumulation and outputs; oneDNN on AMX/AVX512-BF16 CPUs: ~1.3x ADM, ~1.5x ensemble here). Hold-out
     # evaluation always runs in float32.
-    matmul_precision: str = "fp32"
+    matmul_precision: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass(frozen=True)
@@ -90,15 +101,16 @@ class RolloutConfig:
     batch_size: int = 50000
     # Reward penalty coefficient beta: r - beta * U (Table 5).
     beta: float = 1.0
-    # Uncertainty: auto (code for adm, max_aleatoric for ensemble) | code | paper | max_aleatoric |
-    # ensemble_std | none.
-    uncertainty: str = "auto"
-    # Backtracking k: one per step for the whole "batch" (authors' code) or one per "row" (paper text).
-    k_mode: str = "batch"
+    # Uncertainty: auto (the model's default: code for adm, max_aleatoric for ensemble) | code (the authors'
+    # implementation: sqrt of the mean over state dims of the variance of the m means) | paper (Eq. 4) |
+    # max_aleatoric (MOPO: max over all members of the norm of the predicted std) | ensemble_std | none.
+    uncertainty: Literal["auto", "code", "paper", "max_aleatoric", "ensemble_std", "none"] = "auto"
+    # Backtracking k: one per imagined step for the whole batch (authors' code) or one per row (paper text).
+    k_mode: Literal["batch", "row"] = "batch"
     # Rows processed at once inside a roll-out (bounds memory traffic of large elementwise ops).
     chunk_size: int = 1000
     # Matrix precision of roll-outs: fp32 | bf16.
-    dtype: str = "fp32"
+    dtype: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass(frozen=True)
@@ -117,15 +129,17 @@ class AgentConfig:
     target_entropy: float = 0.0
     batch_size: int = 256
     # Actor learning-rate schedule over the run: cosine (authors' offline code) | none.
-    actor_lr_schedule: str = "cosine"
+    actor_lr_schedule: Literal["cosine", "none"] = "cosine"
     # Actor update every N critic updates (authors' online code: 1 Hopper, 20 others).
     actor_update_every: int = 1
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Algorithm: admpo | mopo | bc | sac (online model-free).
-    algo: str = "admpo"
+    # Algorithm (algorithms.py): admpo | mopo | bc offline (train-off); sac | mbpo online (train-on).
+    algo: Literal["admpo", "mopo", "bc", "sac", "mbpo"] = "admpo"
+    # offline (train-off: a fixed dataset) or online (train-on: the online presets, Table 4).
+    setting: Literal["offline", "online"] = "offline"
     # Offline: epochs of steps_per_epoch updates (authors' code: 5000 x 1000).
     epochs: int = 5000
     steps_per_epoch: int = 1000
@@ -198,6 +212,14 @@ def _closest(name: str, options: list[str]) -> str:
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the field's declared type, or fail naming the field."""
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = [str(v) for v in typing.get_args(tp)]
+        if isinstance(value, bool) and "on" in allowed:  # YAML true/false for an on/off switch
+            value = "on" if value else "off"
+        if isinstance(value, (dict, list)) or str(value) not in allowed:
+            raise UserError(f"{where}: expected one of {', '.join(allowed)}, got {value!r}"
+                            f"{_closest(str(value), allowed)}")
+        return str(value)
     if origin is tuple:
         (inner, *_) = typing.get_args(tp)
         if isinstance(value, str):
@@ -290,20 +312,6 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-_CHOICES = {
-    ("data", "benchmark"): {"d4rl", "neorl", "minari", "collect"},
-    ("data", "env"): {"hopper", "halfcheetah", "walker2d", "ant", "humanoid"},
-    ("data", "nonfinite"): {"reject", "drop"},
-    ("model", "kind"): {"adm", "ensemble", "bootrnn"},
-    ("model", "k_sampling"): {"all", "one"},
-    ("model", "matmul_precision"): {"fp32", "bf16"},
-    ("rollout", "uncertainty"): {"auto", "code", "paper", "max_aleatoric", "ensemble_std", "none"},
-    ("rollout", "k_mode"): {"batch", "row"},
-    ("rollout", "dtype"): {"fp32", "bf16"},
-    ("agent", "actor_lr_schedule"): {"cosine", "none"},
-    ("train", "algo"): {"admpo", "mopo", "bc", "sac"},
-}
-
 _POSITIVE = {
     ("model", "m"), ("model", "hidden"), ("model", "layers"), ("model", "batch_size"),
     ("model", "max_epochs"), ("model", "ensemble_size"), ("model", "elites"),
@@ -314,14 +322,13 @@ _POSITIVE = {
 }
 
 
+def choices(section: str, key: str) -> tuple[str, ...]:
+    """The allowed values of a field with a Literal type (its choices live on the field)."""
+    tp = _field_types(_section_class(section))[key]
+    return tuple(str(v) for v in typing.get_args(tp)) if typing.get_origin(tp) is Literal else ()
+
+
 def validate(cfg: Config) -> None:
-    for (section, key), allowed in _CHOICES.items():
-        value = getattr(getattr(cfg, section), key)
-        if value not in allowed:
-            raise UserError(
-                f"{section}.{key}: expected one of {', '.join(sorted(allowed))}, got {value!r}"
-                f"{_closest(str(value), sorted(allowed))}"
-            )
     for section, key in _POSITIVE:
         if getattr(getattr(cfg, section), key) <= 0:
             raise UserError(f"{section}.{key}: expected a positive number")
@@ -331,6 +338,8 @@ def validate(cfg: Config) -> None:
         raise UserError("train.real_ratio: expected a fraction in [0, 1]")
     if len(cfg.train.rollout_schedule) != 4:
         raise UserError("train.rollout_schedule: expected [x, y, a, b]")
+    if cfg.model.min_improvement < 0:
+        raise UserError("model.min_improvement: expected a relative improvement >= 0")
 
 
 # ---------------------------------------------------------------- presets
@@ -370,9 +379,19 @@ def load_preset(name: str) -> Config:
     if name not in presets:
         raise UserError(f"unknown preset '{name}'{_closest(name, list(presets))}; see `admpo presets list`")
     mapping = read_yaml(presets[name], "preset")
-    mapping.pop("description", None)
+    for key in PRESET_NOTES:
+        mapping.pop(key, None)
     cfg = apply_mapping(Config(), mapping, f"preset {name}")
     return replace(cfg, preset=name)
+
+
+# Top-level preset keys that are notes rather than config: a description, and `budget: preset` on the
+# quickstart presets (their small training budget wins over a baseline's published one).
+PRESET_NOTES = ("description", "budget")
+
+
+def preset_keeps_budget(name: str | None) -> bool:
+    return bool(name) and read_yaml(preset_paths()[name], "preset").get("budget") == "preset"
 
 
 def preset_description(name: str) -> str:
@@ -387,24 +406,95 @@ def resolve(
     flags: dict[str, Any] | None = None,
     base: Config | None = None,
 ) -> Config:
-    """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < config file < --set < flags."""
-    cfg = load_preset(preset) if preset else (base or Config())
-    if config_file:
-        mapping = read_yaml(Path(config_file))
-        mapping.pop("description", None)
-        cfg = apply_mapping(cfg, mapping, str(config_file))
-    if sets:
-        cfg = apply_mapping(cfg, parse_set(sets), "--set")
-    if flags:
-        nested: dict[str, dict[str, Any]] = {}
-        for key, value in flags.items():
-            if value is None:
-                continue
-            section, name = key.split(".")
-            nested.setdefault(section, {})[name] = value
-        if nested:
-            cfg = apply_mapping(cfg, nested, "flag")
+    """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < the algorithm's published
+    settings (baselines, algorithms.py) < config file < --set < flags."""
+
+    def build(published: dict[str, Any] | None) -> Config:
+        cfg = load_preset(preset) if preset else (base or Config())
+        if published:
+            cfg = apply_mapping(cfg, published, f"{cfg.train.algo} published settings")
+        if config_file:
+            mapping = read_yaml(Path(config_file))
+            mapping.pop("description", None)
+            cfg = apply_mapping(cfg, mapping, str(config_file))
+        if sets:
+            cfg = apply_mapping(cfg, parse_set(sets), "--set")
+        if flags:
+            nested: dict[str, dict[str, Any]] = {}
+            for key, value in flags.items():
+                if value is None:
+                    continue
+                section, name = key.split(".")
+                nested.setdefault(section, {})[name] = value
+            if nested:
+                cfg = apply_mapping(cfg, nested, "flag")
+        return cfg
+
+    cfg = build(None)
+    algo = cfg.train.algo
+    # An existing run's config already holds its algorithm's settings (and the user's changes to them).
+    if base is None or base.train.algo != algo:
+        published = algorithms.published_settings(algo, cfg.data.task, cfg.train.setting)
+        if published:
+            mapping = {"train": {"algo": algo}}
+            for section, values in published.items():
+                keep = algorithms.BUDGET_KEYS.get(section, ()) if preset_keeps_budget(preset) else ()
+                mapping.setdefault(section, {}).update({k: v for k, v in values.items() if k not in keep})
+            cfg = build(mapping)
+    own = algorithms.default_model(algo)
+    if algo in algorithms.PUBLISHED and own and cfg.model.kind != own:
+        raise UserError(f"--model {cfg.model.kind}: {algorithms.get(algo).label} uses the {own} model; "
+                        f"for ADMPO's settings with another model use --algo admpo --model {cfg.model.kind}")
     return cfg
+
+
+def fingerprint(cfg: Config, sections: tuple[str, ...] | None = None, **replace_fields: Any) -> str:
+    """A short hash of the resolved settings that decide a result (not where it runs: run.device and
+    run.root are left out). `sections` limits it (a model depends on data, model and seed only)."""
+    d = to_dict(cfg)
+    d["run"] = {"seed": cfg.run.seed}
+    d.pop("preset")
+    if sections is not None:
+        d = {k: v for k, v in d.items() if k in sections}
+    for dotted, value in replace_fields.items():
+        section, key = dotted.split("__")
+        d[section] = {**d[section], key: value}
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def model_fingerprint(cfg: Config, kind: str) -> str:
+    """What a fitted model depends on: the data, the model settings (as this kind) and the seed."""
+    return fingerprint(cfg, ("data", "model", "run"), model__kind=kind)
+
+
+def differences(a: Config, b: Config, skip: tuple[str, ...] = ("run.device", "run.root")) -> dict[str, tuple]:
+    """{"section.key": (value in a, value in b)} for the fields that differ."""
+    da, db = to_dict(a), to_dict(b)
+    out = {}
+    for section in SECTIONS:
+        for key, va in da[section].items():
+            name = f"{section}.{key}"
+            if name not in skip and va != db[section][key]:
+                out[name] = (va, db[section][key])
+    return out
+
+
+def run_name(cfg: Config) -> str:
+    """The default run directory under run.root, named by what makes a run different: preset (or task),
+    algorithm, model where it is not the algorithm's own, seed, and a short hash of any other overrides,
+    e.g. quickstart-hopper/admpo-s0, quickstart-hopper/admpo-ensemble-s0, hopper-medium/mopo-s1-3f2a9c1b."""
+    algo = cfg.train.algo
+    name = algo
+    own = algorithms.default_model(algo)
+    if own and cfg.model.kind != own:
+        name += f"-{cfg.model.kind}"
+    name += f"-s{cfg.run.seed}"
+    plain = resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
+                                                "run.seed": cfg.run.seed})
+    extra = differences(plain, cfg, skip=("run.device", "run.root", "run.seed"))
+    if extra:
+        name += "-" + hashlib.sha256(json.dumps(sorted((k, v[1]) for k, v in extra.items())).encode()).hexdigest()[:8]
+    return f"{cfg.preset or cfg.data.task}/{name}"
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 
 from . import __version__
-from .config import Config, dump_yaml, from_dict
+from .config import Config, differences, dump_yaml, fingerprint, from_dict
 from .errors import UserError
 
 
@@ -147,16 +148,23 @@ def versions() -> dict[str, str]:
     return out
 
 
+# What a run's training writes; `--force` removes it before starting over.
+TRAINING_OUTPUTS = ("checkpoints", "summary.json", "metrics.csv", "policy")
+
+
 class RunDir:
-    """One folder per run. Stages add their files; config.yaml pins the task the run belongs to."""
+    """One folder per run. config.yaml is the run's identity: a command whose settings differ is refused
+    (`--force` starts the run over with the new settings)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # made by this command: a failure before any result removes it again (no empty run directories)
+        self.fresh = False
 
     # ------------------------------------------------------------ create / open
     @classmethod
-    def create_or_open(cls, path: str | Path, cfg: Config) -> RunDir:
-        """Create the run (writing config.yaml) or open an existing one of the same task and data."""
+    def create_or_open(cls, path: str | Path, cfg: Config, force: bool = False) -> RunDir:
+        """Create the run (writing config.yaml), or open an existing one made with the same settings."""
         run = cls(path)
         cfg_path = run.path / "config.yaml"
         if cfg_path.exists():
@@ -166,9 +174,27 @@ class RunDir:
                     f"{run.path}: run belongs to task '{existing.data.task}' ({existing.data.env}), "
                     f"not '{cfg.data.task}' ({cfg.data.env}); use another --run"
                 )
+            diff = differences(existing, cfg)
+            if diff and not force:
+                shown = "; ".join(f"{k} {new!r} here, {old!r} in the run" for k, (old, new) in list(diff.items())[:3])
+                more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+                raise UserError(f"{run.path}: made with other settings ({shown}{more}); use another --run, "
+                                "or --force to start it over")
+            if diff:
+                run.clear_training()
+        else:
+            run.fresh = not run.path.exists() or not any(run.path.iterdir())
         run.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cfg_path, dump_yaml(cfg))
         return run
+
+    def clear_training(self) -> None:
+        for name in TRAINING_OUTPUTS:
+            p = self.file(name)
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -222,28 +248,25 @@ class RunDir:
         return {}
 
     @contextmanager
-    def stage(self, name: str, cfg: Config, device: str) -> Iterator[dict[str, Any]]:
-        """Record a stage's life in meta.json: running -> done | failed | interrupted."""
+    def stage(self, name: str, cfg: Config, device: str, overrides: dict | None = None) -> Iterator[dict[str, Any]]:
+        """Record a stage's life in meta.json, each stage with its own status: running -> done | failed |
+        interrupted. A run this command made is removed again when the stage fails on a user error before
+        it wrote a result (a missing dataset leaves no empty run directory)."""
         meta = self._meta()
         entry: dict[str, Any] = {
             "argv": sys.argv,
             "seed": cfg.run.seed,
             "device": device,
+            "fingerprint": fingerprint(cfg),
             "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "end": None,
             "status": "running",
         }
-        meta.update(
-            {
-                "task": cfg.data.task,
-                "versions": versions(),
-                "git_revision": git_revision(),
-                "seed": cfg.run.seed,
-                "device": device,
-                "status": "running",
-                "stage": name,
-            }
-        )
+        if overrides:
+            entry["overrides"] = overrides
+        meta.pop("status", None)  # written by admpo < 0.2: one status for the whole directory
+        meta.update({"task": cfg.data.task, "versions": versions(), "git_revision": git_revision(),
+                     "seed": cfg.run.seed, "device": device, "stage": name})
         meta.setdefault("stages", {})[name] = entry
         atomic_write_json(self.file("meta.json"), meta)
         status = "done"
@@ -252,15 +275,27 @@ class RunDir:
         except KeyboardInterrupt:
             status = "interrupted"
             raise
+        except UserError:
+            status = "failed"
+            if self.fresh and not any(self.file(p).exists() for p in ("checkpoints", "summary.json")):
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise
+            raise
         except BaseException:
             status = "failed"
             raise
         finally:
-            meta = self._meta()
-            entry.update({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": status})
-            meta.setdefault("stages", {})[name] = entry
-            meta["status"] = status
-            atomic_write_json(self.file("meta.json"), meta)
+            if self.path.exists():
+                meta = self._meta()
+                entry.update({"end": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": status})
+                meta.setdefault("stages", {})[name] = entry
+                atomic_write_json(self.file("meta.json"), meta)
 
-    def status(self) -> str:
-        return str(self._meta().get("status", "unknown"))
+    def stage_status(self, name: str) -> str | None:
+        return (self._meta().get("stages", {}).get(name) or {}).get("status")
+
+    def training_status(self) -> str | None:
+        """The status of the run's training stage (train-<algo>); evaluations do not change it."""
+        stages = self._meta().get("stages", {})
+        names = [n for n in stages if n.startswith("train-")]
+        return stages[names[-1]].get("status") if names else None

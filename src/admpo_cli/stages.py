@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from .config import Config
+from .algorithms import dropout_at_inference, uncertainty_for
+from .config import Config, model_fingerprint
 from .data.dataset import Transitions
 from .data.load import load_dataset
 from .errors import UserError
 from .models.factory import build_model, load_model, model_path, save_model
 from .models.fit import fit
-from .rundir import RunDir, atomic_write_json
+from .rundir import RunDir, atomic_write_json, torch_load
 from .ui import progress
 
 
@@ -74,9 +76,25 @@ def fit_model_stage(cfg: Config, run: RunDir, device: torch.device, kind: str | 
         "holdout_transitions": result.holdout_transitions,
         "first_holdout_mse": result.history[0]["holdout_mse"] if result.history else None,
     }
-    save_model(path, model.cpu(), cfg.model, cfg.data.task, {"fit": summary})
+    save_model(path, model.cpu(), replace(cfg.model, kind=kind), cfg.data.task, {"fit": summary},
+               fingerprint=model_fingerprint(cfg, kind))
     atomic_write_json(run.file("model", f"{kind}.json"), summary)
     return summary
+
+
+def model_for_training(cfg: Config, run: RunDir, device: torch.device, kind: str, data: Transitions,
+                       force: bool = False):
+    """The run's fitted model of this kind if it was fitted with these settings, else fit it now
+    (Algorithm 3, line 1). A model fitted with other settings is refused (`force`: refitted)."""
+    path = model_path(run.path, kind)
+    want = model_fingerprint(cfg, kind)
+    have = (torch_load(path).get("fingerprint") or "none") if path.exists() else None
+    if have is not None and have != want and not force:
+        raise UserError(f"{path}: fitted with other settings than this run's (model fingerprint {have}, "
+                        f"this run {want}); pass --force to refit it, or use another --run")
+    if have != want:
+        fit_model_stage(replace(cfg, model=replace(cfg.model, kind=kind)), run, device, kind, data)
+    return require_model(run, kind, cfg, data.obs_dim, data.act_dim)
 
 
 def require_model(run: RunDir, kind: str, cfg: Config, obs_dim: int, act_dim: int):
@@ -107,6 +125,10 @@ def _require_fitted(run: RunDir, kinds: list[str] | None) -> list[str]:
     return kinds
 
 
+def _dropout(cfg: Config, kind: str) -> bool:
+    return dropout_at_inference(cfg.model.dropout_at_inference, kind, uncertainty_for(kind, cfg.rollout.uncertainty))
+
+
 def eval_compounding_stage(cfg: Config, run: RunDir, device: torch.device, kinds: list[str] | None = None,
                            horizon: int = 100, n_starts: int = 256):
     import pandas as pd
@@ -131,7 +153,7 @@ def eval_compounding_stage(cfg: Config, run: RunDir, device: torch.device, kinds
         task = bar.add_task("compounding error", total=len(variants), info="")
         for name, mdl, fixed in variants:
             rows = compounding_curves(mdl, data, starts, horizon, device, fixed, seed=cfg.run.seed,
-                                      dropout_at_inference=cfg.model.dropout_at_inference)
+                                      dropout_at_inference=_dropout(cfg, mdl.kind))
             frames.append(pd.DataFrame(rows).assign(model=name))
             bar.update(task, advance=1, info=name)
     df = pd.concat(frames, ignore_index=True)[["model", "horizon", "mse_mean", "ci_low", "ci_high", "n",
@@ -190,7 +212,7 @@ def eval_uncertainty_stage(cfg: Config, run: RunDir, device: torch.device, n_sta
             model = require_model(run, kind, cfg, data.obs_dim, data.act_dim)[0].to(device).eval()
             for name, pol in policies.items():
                 df, obs, act, pred = imagined_pairs(model, data, pol, spec, n_starts, horizon, cfg.run.seed, device,
-                                                    dropout_at_inference=cfg.model.dropout_at_inference)
+                                                    dropout_at_inference=_dropout(cfg, kind))
                 df["true_error"] = true_errors(oracle, obs, act, pred)
                 df.insert(0, "policy", name)
                 df.insert(0, "model", kind)

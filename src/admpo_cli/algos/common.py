@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from ..agents.nets import TanhGaussianActor
-from ..config import Config
+from ..algorithms import variant_label
+from ..config import Config, fingerprint
 from ..data.scores import Reference
 from ..errors import UserError
 from ..rundir import RunDir, atomic_torch_save, atomic_write_json, torch_load
@@ -73,7 +74,9 @@ def write_summary(run: RunDir, cfg: Config, algo: str, model_kind: str | None, r
         "task": cfg.data.task,
         "preset": cfg.preset,
         "algo": algo,
+        "label": variant_label(algo, model_kind, extra.get("uncertainty")),
         "model": model_kind,
+        "fingerprint": fingerprint(cfg),
         "seed": cfg.run.seed,
         "evaluations": len(rows),
         "final_window": len(window),

@@ -1,6 +1,7 @@
 """ADMPO-OFF (Algorithm 3, the MOPO framework) and MOPO: SAC on real data mixed with penalised roll-outs.
 
-`--model ensemble` gives MOPO (same loop, ensemble model, MOPO's max-aleatoric penalty).
+`--algo mopo` runs MOPO with its published settings (algorithms.py); `--model ensemble` under ADMPO's
+settings is the ensemble ablation. The loop is the same for all three.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from dataclasses import dataclass
 import torch
 
 from ..agents.sac import SAC
-from ..config import Config
+from ..algorithms import dropout_at_inference, mopo_published, uncertainty_for
+from ..config import Config, fingerprint
 from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..data.scores import reference_for
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
-from ..errors import DivergenceError
+from ..errors import DivergenceError, UserError
 from ..evaluate.policy import evaluate, score_row
-from ..models.rollout import cast_model, default_uncertainty, rollout
+from ..models.rollout import cast_model, rollout
 from ..rundir import RunDir, append_csv, atomic_torch_save, torch_load, truncate_csv_after
-from ..stages import dataset_for_run, fit_model_stage, require_model
+from ..stages import dataset_for_run, model_for_training
 from .buffers import KEYS, RingBuffer, table_of
 from .common import read_rows, rng_state, save_policy, set_rng_state, write_summary
 
@@ -44,24 +46,20 @@ def _finite(x: float) -> bool:
 
 
 def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | None = None,
-                  data: Transitions | None = None) -> dict:
+                  data: Transitions | None = None, force: bool = False) -> dict:
     hooks = hooks or Hooks()
     algo = cfg.train.algo
-    kind = "ensemble" if algo == "mopo" else cfg.model.kind
-    unc_name = cfg.rollout.uncertainty if cfg.rollout.uncertainty != "auto" else default_uncertainty(kind)
+    kind = cfg.model.kind
+    unc_name = uncertainty_for(kind, cfg.rollout.uncertainty)
+    dropout = dropout_at_inference(cfg.model.dropout_at_inference, kind, unc_name)
+    config_fp = fingerprint(cfg)
     data = data if data is not None else dataset_for_run(cfg, run)
     spec = spec_for(cfg.data)
     term = termination_fn(spec)
     ref = reference_for(cfg.data.task, cfg.data.env)
 
-    # ---- the model: the run's fitted one, else fit it now (Algorithm 3, line 1)
-    from ..models.factory import model_path
-
-    if not model_path(run.path, kind).exists():
-        from dataclasses import replace
-
-        fit_model_stage(replace(cfg, model=replace(cfg.model, kind=kind)), run, device, kind, data)
-    model, _ = require_model(run, kind, cfg, data.obs_dim, data.act_dim)
+    # ---- the model: the run's fitted one if fitted with these settings, else fit it now (Algorithm 3, line 1)
+    model, _ = model_for_training(cfg, run, device, kind, data, force)
     model = cast_model(model.to(device).eval(), cfg.rollout.dtype)
 
     # ---- agent, buffers, RNG
@@ -86,6 +84,9 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
     metrics = run.file("metrics.csv")
     if ckpt_path.exists():
         ck = torch_load(ckpt_path)
+        if ck.get("fingerprint") != config_fp:
+            raise UserError(f"{ckpt_path}: written with other settings (config fingerprint "
+                            f"{ck.get('fingerprint') or 'none'}, now {config_fp}); --force starts the run over")
         agent.load_state_dict(ck["agent"])
         if ck.get("model_buffer"):
             model_buf.load_state_dict(ck["model_buffer"])
@@ -99,7 +100,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
 
     def save_ckpt(path=ckpt_path, agent_state=None) -> None:
         atomic_torch_save(path, {
-            "step": step, "agent": agent_state or agent.state_dict(),
+            "fingerprint": config_fp, "step": step, "agent": agent_state or agent.state_dict(),
             "model_buffer": model_buf.state_dict() if cfg.train.checkpoint_buffer else {},
             "rng": rng_state(gen), "acc": acc,
             "last_rollout": last_rollout, "wall_s": wall0 + time.perf_counter() - t_start,
@@ -115,7 +116,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
         w = start_windows(real["obs"], real["act"], rows, model.context)
         ro = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"],
                      cfg.rollout.horizon, term, unc_name, cfg.rollout.beta, cfg.rollout.k_mode,
-                     cfg.rollout.chunk_size, gen, cfg.model.dropout_at_inference)
+                     cfg.rollout.chunk_size, gen, dropout)
         model_buf.add({"obs": ro.obs, "act": ro.act, "rew": ro.rew, "next_obs": ro.next_obs,
                        "done": ro.done.float()})
         dt = time.perf_counter() - t0
@@ -184,10 +185,11 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks |
         raise
     save_policy(run, agent.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, algo)
     rows = read_rows(metrics)
+    extra = {"published_setting": mopo_published(cfg.data.task)} if algo == "mopo" else {}
     return write_summary(run, cfg, algo, kind, rows, ref, {
         "uncertainty": unc_name, "k_mode": cfg.rollout.k_mode, "beta": cfg.rollout.beta,
         "m": getattr(model, "m", None), "horizon": cfg.rollout.horizon, "gradient_steps": step,
-        "rollout_dtype": cfg.rollout.dtype, "dropout_at_inference": cfg.model.dropout_at_inference,
+        "rollout_dtype": cfg.rollout.dtype, "dropout_at_inference": dropout, **extra,
         "score_curve": [float(r["score_mean"]) for r in rows if r.get("score_mean") not in ("", None)],
     })
 

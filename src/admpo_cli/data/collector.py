@@ -16,7 +16,7 @@ from .collect import collect, write_dataset
 from .dataset import Transitions
 from .scores import D4RL_REF
 
-# Target returns of --quality, as fractions of the D4RL expert reference (data-facts: NeoRL's levels
+# Target returns of --quality, as fractions of the D4RL expert reference (NeoRL's documented levels
 # are ~25/50/75 % of SAC's best; D4RL's "medium" policies score about a third of expert).
 QUALITY_FRACTION = {"medium": 0.33, "medium-replay": 0.33, "expert": 0.9}
 

@@ -19,7 +19,7 @@ D4RL_REF = {
     "walker2d": Reference(1.629008, 4592.3, "D4RL infos.py"),
 }
 
-# NeoRL ships none; this is the OfflineRL-Kit/MOBILE convention (data-facts), marked as such.
+# NeoRL ships none; this is the OfflineRL-Kit/MOBILE convention, marked as such.
 NEORL_REF = {
     "hopper": Reference(5.0, 3294.0, "OfflineRL-Kit/MOBILE convention for NeoRL"),
     "halfcheetah": Reference(-298.0, 12284.0, "OfflineRL-Kit/MOBILE convention for NeoRL"),

@@ -23,7 +23,7 @@ class EnvSpec:
 
 
 # D4RL/NeoRL data come from the v2/v3 envs; their gymnasium v4 counterparts have the same dynamics and
-# layouts (Walker2d-v5 changed the foot friction, so v4 is the default everywhere; data-facts).
+# layouts (Walker2d-v5 changed the foot friction, so v4 is the default everywhere; gymnasium's v5 changelog).
 _SPECS = {
     ("hopper", "d4rl"): EnvSpec("hopper", "d4rl", "Hopper-v4", {}, 11, 3, 6),
     ("halfcheetah", "d4rl"): EnvSpec("halfcheetah", "d4rl", "HalfCheetah-v4", {}, 17, 6, 9),

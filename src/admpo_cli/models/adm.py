@@ -31,10 +31,13 @@ class ADM(RecurrentModel):
 
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         if k_sampling == "all":
-            # Eq. (2) exactly: all k in one pass over the longest window.
+            # Eq. (2): 1/m sum_k E[-log T(s_{t+k}, r_{t+k} | s_t, a_{t:t+k-1})], all k in one pass over the
+            # longest window. Each k is averaged over its own valid windows (weight 1/count_k), then the
+            # k are averaged plainly: a k with fewer windows (short episodes) still weighs 1/m.
             b = sampler.sample_all(batch_size)
-            loss = self.head.nll(self.features(b["s0"], b["actions"]), b["target"].transpose(0, 1),
-                                 b["mask"].transpose(0, 1))
+            valid = b["mask"].transpose(0, 1).float()  # (m, B)
+            per_k = valid / valid.sum(1, keepdim=True).clamp_min(1.0)
+            loss = self.head.nll(self.features(b["s0"], b["actions"]), b["target"].transpose(0, 1), per_k)
         else:
             # Authors' code: one k per minibatch.
             k = int(torch.randint(1, self.m + 1, (1,), generator=gen))

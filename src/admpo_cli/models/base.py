@@ -57,12 +57,6 @@ class DynamicsModel(nn.Module):
     def after_fit(self, holdout: dict[str, torch.Tensor]) -> None:
         """Hook run on the best weights (the ensemble picks its elites here)."""
 
-    def meta(self) -> dict:
-        return {}
-
-    def load_meta(self, meta: dict) -> None:
-        pass
-
 
 class RecurrentModel(DynamicsModel):
     """The GRU backbone shared by ADM and the bootstrapping RNN: a GRU over (state, action) inputs and
@@ -94,9 +88,18 @@ class RecurrentModel(DynamicsModel):
 
 
 class Stepper:
-    """Advances B imagined rows one step at a time; `keep` drops finished rows."""
+    """Advances B imagined rows one step at a time; `keep` drops finished rows.
+
+    `step` returns K predictions of the same next step (ADM: one per k; ensemble: one per member), all of
+    which the uncertainty sees; `candidates` are the indices among them a roll-out draws its next state
+    from (ADM: every k; ensemble: the elites).
+    """
 
     K: int = 1
+
+    @property
+    def candidates(self) -> torch.Tensor:
+        return torch.arange(self.K)
 
     def start(self, hist_obs: torch.Tensor, hist_act: torch.Tensor) -> None:
         """Feed the real history (B, h, obs) and (B, h, act) that precedes the first imagined state."""

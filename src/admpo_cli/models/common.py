@@ -197,6 +197,7 @@ class GaussianHead(nn.Module):
 def clamped_nll_grads(out: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, target: torch.Tensor,
                       mask: torch.Tensor | None = None, scale: float = 1.0):
     """scale * gaussian_nll(mu, soft_clamp(raw, lo, hi), target, mask) from a network's raw output
+    (mask: 0/1 or any non-negative row weights w; the loss is sum(w * per-row mean) / sum(w))
     out = [mu | raw], and its gradients for out, lo and hi, written out (autograd's version is ~40 small
     ops over the same tensors; on the CPU it is one fused pass): with lv the clamped log-variance and
     e = (mu - y)^2 exp(-lv), dL/dmu = 2 c (mu - y) exp(-lv) and dL/dlv = c (1 - e), c = scale / entries,

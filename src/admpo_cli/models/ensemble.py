@@ -177,6 +177,16 @@ class Ensemble(DynamicsModel):
         mse = self.member_mse(batch)
         return mse.sort().values[: self.n_elites].mean().reshape(1)
 
+    def member_params(self) -> set[str]:
+        """state_dict keys whose first dimension is the member."""
+        return {f"layers_.{i}.{n}" for i in range(len(self.layers_)) for n in ("weight", "bias")}
+
+    def copy_members(self, state: dict, members: torch.Tensor) -> None:
+        """Write these members' current weights into `state` (a state_dict kept as the best so far)."""
+        own = self.state_dict()
+        for k in self.member_params():
+            state[k][members] = own[k][members].detach().clone()
+
     def after_fit(self, holdout):
         self.elites.copy_(self.member_mse(holdout).argsort()[: self.n_elites])
 
@@ -185,12 +195,17 @@ class Ensemble(DynamicsModel):
 
 
 class EnsembleStepper(Stepper):
-    """Stateless: K = the elites' predictions of the next step."""
+    """Stateless: K = every member's prediction of the next step (MOPO's penalty takes the max over all
+    members); a roll-out draws its next state from an elite (`candidates`)."""
 
     def __init__(self, model: Ensemble):
         self.model = model
-        self.K = model.n_elites
+        self.K = model.members
         model.eval()
+
+    @property
+    def candidates(self) -> torch.Tensor:
+        return self.model.elites
 
     def start(self, hist_obs, hist_act):
         pass
@@ -198,7 +213,7 @@ class EnsembleStepper(Stepper):
     def step(self, obs, act):
         mdl = self.model
         mean, logvar = mdl(obs, act)
-        mean, logvar = mean[mdl.elites].float(), logvar[mdl.elites].float()
+        mean, logvar = mean.float(), logvar.float()
         mean = torch.cat([mean[..., : mdl.obs_dim] + obs, mean[..., mdl.obs_dim :]], -1)
         return mean.transpose(0, 1), logvar.exp().transpose(0, 1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from ..config import ModelConfig
@@ -30,12 +31,15 @@ def model_path(run_path: Path, kind: str) -> Path:
     return Path(run_path) / "model" / f"{kind}.pt"
 
 
-def save_model(path: Path, model: DynamicsModel, cfg: ModelConfig, task: str, extra: dict | None = None) -> None:
+def save_model(path: Path, model: DynamicsModel, cfg: ModelConfig, task: str, extra: dict | None = None,
+               fingerprint: str = "") -> None:
+    """fingerprint: config.model_fingerprint of the settings it was fitted with (reuse checks it)."""
     from dataclasses import asdict
 
     payload = {
         "kind": model.kind,
         "task": task,
+        "fingerprint": fingerprint,
         "obs_dim": model.obs_dim,
         "act_dim": model.act_dim,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
@@ -58,7 +62,10 @@ def load_model(path: Path, task: str | None = None, obs_dim: int | None = None,
             raise UserError(f"{path}: model has {name}={payload[name]}, expected {want}")
     cfg_fields = dict(payload["config"])
     cfg_fields["ensemble_weight_decay"] = tuple(cfg_fields.get("ensemble_weight_decay", ()))
-    cfg = ModelConfig(**cfg_fields)
+    if isinstance(cfg_fields.get("dropout_at_inference"), bool):  # admpo < 0.2 stored a bool
+        cfg_fields["dropout_at_inference"] = "on" if cfg_fields["dropout_at_inference"] else "off"
+    known = {f.name for f in fields(ModelConfig)}
+    cfg = ModelConfig(**{k: v for k, v in cfg_fields.items() if k in known})
     model = build_model(payload["kind"], payload["obs_dim"], payload["act_dim"], cfg)
     model.load_state_dict(payload["state_dict"])
     return model, payload

@@ -14,7 +14,7 @@ import torch
 from ..agents.adam import LeanAdam
 from ..config import ModelConfig
 from ..data.dataset import Transitions, WindowSampler, holdout_mask
-from ..errors import DivergenceError
+from ..errors import DivergenceError, UserError
 from ..rundir import append_csv
 from ..runtime import bf16_matmuls, bf16_matmuls_usable
 from .base import DynamicsModel
@@ -63,6 +63,13 @@ def fit(
     model.eval()
     best = model.holdout_mse(holdout_batch).cpu().numpy()
     best_score, best_epoch, best_state = float(best.mean()), 0, copy.deepcopy(model.state_dict())
+    by_member = cfg.early_stopping == "members"
+    if by_member:
+        if not hasattr(model, "member_mse"):
+            raise UserError(f"model.early_stopping=members: the {model.kind} model has no members (use mean)")
+        # OfflineRL-Kit: every member starts unbeaten; it improves when it beats its own best by more than
+        # min_improvement (relative), and then keeps those weights
+        member_best = torch.full((model.members,), float("inf"))
     use_bf16 = bf16_matmuls_usable(cfg.matmul_precision, device)  # training steps only; hold-out in fp32
     stale, epoch, t0, loss_mean = 0, 0, time.perf_counter(), float("nan")
     history = []
@@ -79,7 +86,17 @@ def fit(
         model.eval()
         per_k = model.holdout_mse(holdout_batch).cpu().numpy()
         score = float(per_k.mean())
-        if score < best_score:
+        if by_member:
+            cur = model.member_mse(holdout_batch).cpu()
+            better = (member_best - cur) / member_best > cfg.min_improvement
+            better |= torch.isinf(member_best)
+            if bool(better.any()):
+                member_best = torch.where(better, cur, member_best)
+                model.copy_members(best_state, better.nonzero().squeeze(1))
+                best_epoch, stale = epoch, 0
+            else:
+                stale += 1
+        elif score < best_score:
             best_score, best_epoch, best, stale = score, epoch, per_k, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
@@ -93,7 +110,14 @@ def fit(
             append_csv(csv_path, row)
         if on_epoch is not None:
             on_epoch(row)
-    model.load_state_dict(best_state)
+    if by_member:
+        # each member's best weights; the shared log-variance bounds as the last epoch left them
+        final = model.state_dict()
+        model.load_state_dict({k: best_state[k] if k in model.member_params() else final[k] for k in final})
+        model.eval()
+        best = model.holdout_mse(holdout_batch).cpu().numpy()
+    else:
+        model.load_state_dict(best_state)
     model.eval()
     model.after_fit(holdout_batch)
     return FitResult(epoch, best_epoch, [float(v) for v in best], loss_mean,

@@ -36,10 +36,6 @@ class Rollout:
         return int(self.obs.shape[0])
 
 
-def default_uncertainty(kind: str) -> str:
-    return {"adm": "code", "ensemble": "max_aleatoric", "bootrnn": "max_aleatoric"}[kind]
-
-
 def cast_model(model: DynamicsModel, dtype: str) -> DynamicsModel:
     """A bf16 copy of the model's matrices (the normaliser stays fp32); fp32 returns the model itself."""
     if dtype != "bf16":
@@ -84,22 +80,29 @@ def rollout(
     B = obs.shape[0]
     obs_dim = model.obs_dim
     per_row = k_mode == "row" or model.kind == "ensemble"
+    # Algorithm 1 as the authors' code runs it: one k per imagined step for the whole batch, drawn before
+    # the batch is cut into chunks (a draw per chunk would give each chunk its own k).
+    pool = model.stepper(dropout_at_inference).candidates
+    step_k = None
+    if fixed_index is None and not per_row:
+        step_k = torch.randint(len(pool), (horizon,), device=obs.device, generator=generator)
     for lo in range(0, B, chunk_size):
         hi = min(lo + chunk_size, B)
         stepper = model.stepper(dropout_at_inference)
         stepper.start(hist_obs[lo:hi], hist_act[lo:hi])
         cur = obs[lo:hi]
         rows = torch.arange(hi - lo, device=obs.device)
+        cand = stepper.candidates.to(obs.device)  # the predictions a next state may be drawn from
         for t in range(horizon):
             act = policy(cur) if actions is None else actions[lo:hi][rows, t]
-            mean, var = stepper.step(cur, act)  # (b, K, D)
-            b, K = mean.shape[0], mean.shape[1]
+            mean, var = stepper.step(cur, act)  # (b, K, D): every k (ADM) or every member (ensemble)
+            b = mean.shape[0]
             if fixed_index is not None:
-                idx = torch.full((b,), min(fixed_index, K - 1), device=obs.device, dtype=torch.long)
+                idx = cand[min(fixed_index, len(cand) - 1)].expand(b)
             elif per_row:
-                idx = torch.randint(K, (b,), device=obs.device, generator=generator)
+                idx = cand[torch.randint(len(cand), (b,), device=obs.device, generator=generator)]
             else:
-                idx = torch.randint(K, (1,), device=obs.device, generator=generator).expand(b)
+                idx = cand[step_k[t]].expand(b)
             ar = torch.arange(b, device=obs.device)
             mu, v = mean[ar, idx], var[ar, idx]
             draw = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=generator) if sample else mu

@@ -8,12 +8,13 @@ from __future__ import annotations
 import torch
 
 
-def adm_paper(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
-    """Eq. (4): || 1/m sum_k (sigma_k^2 + mu_k^2) - mu_bar^2 ||_1, the L1 norm of the mixture variance.
+def adm_paper(mean: torch.Tensor, var: torch.Tensor, obs_dim: int) -> torch.Tensor:
+    """Eq. (4): || 1/m sum_k (sigma_k^2 + mu_k^2) - mu_bar^2 ||_1 over the next state's dims, the L1 norm
+    of the variance of the mixture over k (the reward is not part of U_ADM).
 
     Computed as mean_k sigma^2 + var_k(mu) (the same quantity, without the cancellation of squares).
     """
-    mix = var.mean(1) + mean.var(1, unbiased=False)
+    mix = var[..., :obs_dim].mean(1) + mean[..., :obs_dim].var(1, unbiased=False)
     return mix.abs().sum(-1)
 
 
@@ -23,7 +24,8 @@ def adm_code(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
 
 
 def max_aleatoric(var: torch.Tensor, obs_dim: int | None = None) -> torch.Tensor:
-    """MOPO: max over members of the L2 norm of the predicted std (next-state and reward dims)."""
+    """MOPO: max over members (all of them, not only the elites) of the L2 norm of the predicted std
+    (next-state and reward dims together, as OfflineRL-Kit's EnsembleDynamics.step)."""
     return var.sqrt().norm(dim=-1).amax(1)
 
 
@@ -34,7 +36,7 @@ def ensemble_std(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
 
 def quantify(name: str, mean: torch.Tensor, var: torch.Tensor, obs_dim: int) -> torch.Tensor:
     if name == "paper":
-        return adm_paper(mean, var)
+        return adm_paper(mean, var, obs_dim)
     if name == "code":
         return adm_code(mean, obs_dim)
     if name == "max_aleatoric":

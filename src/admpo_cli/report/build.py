@@ -17,8 +17,8 @@ from .tables import finals, score_table, to_markdown
 
 def build_report(paths: list[Path], out: Path, paper: bool = False) -> dict:
     out = Path(out)
+    records = [read_run(p) for p in find_runs(paths)]  # refuses paths without runs before writing anything
     out.mkdir(parents=True, exist_ok=True)
-    records = [read_run(p) for p in find_runs(paths)]
     complete = [r for r in records if r.complete]
     incomplete = [r for r in records if not r.complete]
 

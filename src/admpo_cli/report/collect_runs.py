@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..algorithms import variant_label
 from ..errors import UserError
 from ..rundir import RunDir
 
@@ -25,6 +26,7 @@ class RunRecord:
 
     @property
     def complete(self) -> bool:
+        """Judged by the training stage alone: a failed evaluation later does not drop a trained run."""
         return self.summary is not None and self.status == "done"
 
 
@@ -37,28 +39,26 @@ def find_runs(paths: list[Path]) -> list[Path]:
         if (p / "config.yaml").exists():
             found.append(p)
         else:
-            found += sorted(c.parent for c in p.rglob("config.yaml"))
+            inside = sorted(c.parent for c in p.rglob("config.yaml"))
+            if not inside:
+                raise UserError(f"{p}: not a run directory and no run directories (folders with config.yaml) "
+                                "inside it")
+            found += inside
     unique = list(dict.fromkeys(found))
     if not unique:
         raise UserError(f"no run directories (folders with config.yaml) under {', '.join(map(str, paths))}")
     return unique
 
 
-_DEFAULT_UNC = {"admpo": "code", "mopo": "max_aleatoric"}
-_DEFAULT_MODEL = {"admpo": "adm", "mopo": "ensemble"}
-
-
 def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str) -> str:
-    """algo, plus the model and uncertainty where they differ from the algorithm's defaults."""
-    algo = (summary or {}).get("algo") or algo_cfg
-    name = algo
-    model = (summary or {}).get("model") or (model_cfg if algo in _DEFAULT_MODEL else None)
-    if model and algo in _DEFAULT_MODEL and model != _DEFAULT_MODEL[algo]:
-        name += f"[{model}]"
-    unc = (summary or {}).get("uncertainty")
-    if unc and algo in _DEFAULT_UNC and unc != _DEFAULT_UNC[algo]:
-        name += f"[{unc}]"
-    return name
+    """The label a run is reported under (algorithms.variant_label): the algorithm's name, with an ablation
+    named as one where the model or uncertainty is not the algorithm's own."""
+    s = summary or {}
+    algo = s.get("algo") or algo_cfg
+    label = variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"))
+    if algo == "mopo" and s.get("published_setting") is False:
+        label += " [setting not published for this task]"
+    return label
 
 
 def read_run(path: Path) -> RunRecord:
@@ -69,4 +69,4 @@ def read_run(path: Path) -> RunRecord:
     files = {name: rd.file(name) for name in ("compounding.csv", "compounding.png", "uncertainty.json",
                                                "uncertainty.png") if rd.file(name).exists()}
     return RunRecord(path, cfg.data.task, variant_name(summary, cfg.train.algo, cfg.model.kind), cfg.run.seed,
-                     rd.status(), summary, metrics, files)
+                     rd.training_status() or "not started", summary, metrics, files)

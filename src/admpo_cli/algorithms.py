@@ -1,0 +1,161 @@
+"""The algorithms admpo knows, in one table that the CLI, training and the report all read.
+
+Each algorithm says which command trains it, its default dynamics model and uncertainty, how the report
+labels it, and, for a baseline, the settings its authors publish. A baseline runs with its published
+settings by default: running it with ADMPO's settings is an ablation and is labelled as one.
+
+Sources: MOPO as OfflineRL-Kit publishes it (`run_example/run_mopo.py`, its per-task README table);
+ADMPO as the authors' code (GitHub HxLyn3/ADMPO) configures it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Setting = Literal["offline", "online"]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    # How reports and summaries name it.
+    label: str
+    setting: Setting
+    # The command that trains it.
+    command: str
+    # Default dynamics model (None: model-free) and roll-out uncertainty.
+    model: str | None
+    uncertainty: str
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "admpo": Algorithm("admpo", "ADMPO-OFF", "offline", "train-off", "adm", "code"),
+    "mopo": Algorithm("mopo", "MOPO (published)", "offline", "train-off", "ensemble", "max_aleatoric"),
+    "bc": Algorithm("bc", "BC", "offline", "train-off --algo bc", None, "none"),
+    "sac": Algorithm("sac", "SAC", "online", "train-on --algo sac", None, "none"),
+    "mbpo": Algorithm("mbpo", "MBPO", "online", "train-on --algo mbpo", "ensemble", "none"),
+}
+
+# Default uncertainty of a model when an algorithm does not fix it.
+MODEL_UNCERTAINTY = {"adm": "code", "ensemble": "max_aleatoric", "bootrnn": "max_aleatoric"}
+
+
+def get(name: str) -> Algorithm:
+    return ALGORITHMS[name]
+
+
+def default_model(algo: str) -> str | None:
+    return ALGORITHMS[algo].model if algo in ALGORITHMS else None
+
+
+def uncertainty_for(kind: str, configured: str) -> str:
+    """The quantifier a roll-out uses: the configured one, or the model's default for `auto`."""
+    return MODEL_UNCERTAINTY[kind] if configured == "auto" else configured
+
+
+def dropout_at_inference(setting: str, kind: str, uncertainty: str) -> bool:
+    """`auto` follows the authors' code, which never switches ADM to eval mode: with their uncertainty
+    formula (`code`, with which Table 5's beta were tuned) the sampled next state and the m means carry
+    dropout noise. Everywhere else (Eq. 4, the baselines) predictions are made without dropout."""
+    if setting == "auto":
+        return kind == "adm" and uncertainty == "code"
+    return setting == "on"
+
+
+def variant_label(algo: str, model: str | None, uncertainty: str | None = None) -> str:
+    """Report label: the algorithm, and an ablation named as one where the model or uncertainty is not
+    the algorithm's own (e.g. ADMPO-OFF's settings with MOPO's ensemble)."""
+    a = ALGORITHMS.get(algo)
+    if a is None:
+        return algo
+    parts = []
+    if model and a.model and model != a.model:
+        parts.append(f"{model} model")
+    if uncertainty and a.model and uncertainty not in ("auto", uncertainty_for(model or a.model, "auto"),
+                                                       a.uncertainty):
+        parts.append(f"{uncertainty} uncertainty")
+    if not parts:
+        return a.label
+    return f"{a.label.replace(' (published)', '')} with {', '.join(parts)} (ablation)"
+
+
+# ---------------------------------------------------------------- MOPO as published
+
+# OfflineRL-Kit's MOPO per task: (rollout-length h, penalty-coef lambda).
+MOPO_TASKS: dict[str, tuple[int, float]] = {
+    "halfcheetah-medium": (5, 0.5),
+    "hopper-medium": (5, 5.0),
+    "walker2d-medium": (5, 0.5),
+    "halfcheetah-medium-replay": (5, 0.5),
+    "hopper-medium-replay": (5, 2.5),
+    "walker2d-medium-replay": (1, 2.5),
+    "halfcheetah-medium-expert": (5, 2.5),
+    "hopper-medium-expert": (5, 5.0),
+    "walker2d-medium-expert": (1, 2.5),
+}
+# Tasks without a published setting (the *-random and NeoRL tasks, local data): run_mopo.py's own
+# defaults would be h 5, lambda 0.5; the common choice for unlisted tasks is h 5, lambda 1.0.
+MOPO_UNPUBLISHED = (5, 1.0)
+
+
+def _task_key(task: str) -> str:
+    return task[:-3] if task.endswith("-v2") else task
+
+
+def mopo_published(task: str) -> bool:
+    return _task_key(task) in MOPO_TASKS
+
+
+def mopo_settings(task: str) -> dict[str, dict[str, Any]]:
+    """MOPO as OfflineRL-Kit runs it, as a {section: {key: value}} mapping applied over the preset."""
+    h, lam = MOPO_TASKS.get(_task_key(task), MOPO_UNPUBLISHED)
+    return {
+        "model": {
+            "kind": "ensemble", "ensemble_size": 7, "elites": 5, "ensemble_hidden": 200, "ensemble_layers": 4,
+            "ensemble_weight_decay": [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], "lr": 1e-3, "batch_size": 256,
+            "holdout_ratio": 0.2, "holdout_max": 1000,
+            # stop when no member improved its hold-out loss by more than 1 % for 5 epochs
+            "early_stopping": "members", "min_improvement": 0.01, "patience": 5,
+        },
+        "rollout": {"horizon": h, "beta": lam, "uncertainty": "max_aleatoric", "batch_size": 50000},
+        "agent": {
+            "hidden": [256, 256], "actor_lr": 1e-4, "critic_lr": 3e-4, "gamma": 0.99, "tau": 0.005,
+            # auto-alpha from log alpha = 0 (alpha 1), lr 1e-4, target entropy -|A|
+            "alpha": 1.0, "auto_alpha": True, "alpha_lr": 1e-4, "target_entropy": 0.0, "batch_size": 256,
+            "actor_lr_schedule": "cosine", "actor_update_every": 1,
+        },
+        "train": {"epochs": 3000, "steps_per_epoch": 1000, "rollout_freq": 1000, "model_retain_epochs": 5,
+                  "real_ratio": 0.05},
+        "eval": {"episodes": 10},
+    }
+
+
+# Algorithms whose runs take their authors' published settings over the preset.
+PUBLISHED = ("mopo",)
+
+# The training budget inside published settings; a preset with `budget: preset` (the quickstarts) keeps
+# its own values of these.
+BUDGET_KEYS = {"train": ("epochs", "steps_per_epoch", "rollout_freq"), "rollout": ("batch_size",),
+               "eval": ("episodes",)}
+
+
+def published_settings(algo: str, task: str, setting: str) -> dict[str, dict[str, Any]]:
+    """The settings a baseline's authors publish for a task (applied over an offline preset), or {}."""
+    if algo == "mopo" and setting == "offline":
+        return mopo_settings(task)
+    return {}
+
+
+def check_command(command: str, algo: str, setting: str, preset: str) -> None:
+    """Refuse, in one line naming the command to use, settings that belong to another command."""
+    from .errors import UserError
+
+    if command == "train-off":
+        if setting == "online":
+            raise UserError(f"preset {preset or '(config)'} is an online task (train.setting=online): run it with "
+                            f"`admpo train-on --preset {preset or '...'}`; train-off trains on a fixed dataset")
+        a = ALGORITHMS[algo]
+        if a.setting != "offline":
+            raise UserError(f"train.algo={algo}: {a.label} is an online algorithm; run it with `admpo {a.command}`, "
+                            "not train-off")
