@@ -102,45 +102,31 @@ def test_lean_adam_weight_decay_matches_torch_groups(fused):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
 
 
-def _autograd_sac_update(agent: SAC, obs, act, rew, next_obs, done, update_actor=True):
-    """The textbook SAC update through autograd: the reference for the hand-written one."""
-    cfg = agent.cfg
-    alpha = agent.log_alpha.detach().exp()
+def _reference_from(agent: SAC, total_actor_updates: int):
+    """A ReferenceSAC (nn.Linear networks, autograd, torch.optim) holding the fast agent's initial weights."""
+    from admpo_cli.agents.sac_reference import ReferenceSAC
+
+    ref = ReferenceSAC(agent.obs_dim, agent.act_dim, agent.cfg, total_actor_updates)
+    ref.actor.load_state_dict(agent.actor.state_dict())
     with torch.no_grad():
-        next_a, next_logp = agent.actor(next_obs)
-        q_next = agent.critic_target(next_obs, next_a).amin(0) - alpha * next_logp
-        y = rew + cfg.gamma * (1.0 - done) * q_next
-    q = agent.critic(obs, act)
-    critic_loss = (q - y).pow(2).mean(1).sum()
-    agent.critic_opt.zero_grad()
-    critic_loss.backward()
-    agent.critic_opt.step()
-    out = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
-    if update_actor:
-        a, logp = agent.actor(obs)
-        q_pi = agent.critic(obs, a, frozen=True).amin(0)
-        actor_loss = (alpha * logp - q_pi).mean()
-        agent.actor_opt.zero_grad()
-        actor_loss.backward()
-        agent.actor_opt.step()
-        out["actor_loss"] = actor_loss.detach()
-        if cfg.auto_alpha:
-            alpha_loss = -(agent.log_alpha * (logp.detach() + agent.target_entropy)).mean()
-            agent.alpha_opt.zero_grad()
-            alpha_loss.backward()
-            agent.alpha_opt.step()
-    with torch.no_grad():
-        torch._foreach_lerp_(list(agent.critic_target.parameters()), list(agent.critic.parameters()), cfg.tau)
-    return out
+        pairs = ((agent.critic, (ref.qf1, ref.qf2)), (agent.critic_target, (ref.qf1_target, ref.qf2_target)))
+        for fused, nets in pairs:
+            for i, q in enumerate(nets):
+                linears = [m for m in q.net if isinstance(m, torch.nn.Linear)]
+                for lin, w, b in zip(linears, fused.weights, fused.biases, strict=True):
+                    lin.weight.copy_(w[i].t())
+                    lin.bias.copy_(b[i, 0])
+    return ref
 
 
 @pytest.mark.parametrize("auto_alpha", [True, False])
-def test_hand_written_sac_update_equals_autograd(auto_alpha):
+def test_hand_written_sac_update_equals_plain_autograd_sac(auto_alpha):
+    """The reference is agents/sac_reference.py: two nn.Linear Q-networks, autograd, torch.optim.Adam and
+    CosineAnnealingLR; nothing of the fused critics or the hand-written backward."""
     cfg = AgentConfig(auto_alpha=auto_alpha, hidden=(32, 24))
     torch.manual_seed(0)
     ours = SAC(5, 2, cfg, torch.device("cpu"), 50)
-    torch.manual_seed(0)
-    ref = SAC(5, 2, cfg, torch.device("cpu"), 50)
+    ref = _reference_from(ours, 50)
     for step in range(6):
         g = torch.Generator().manual_seed(step)
         batch = (torch.randn(64, 5, generator=g), torch.rand(64, 2, generator=g) * 2 - 1,
@@ -150,16 +136,21 @@ def test_hand_written_sac_update_equals_autograd(auto_alpha):
         torch.manual_seed(100 + step)
         out = ours.update(*batch, update_actor=update_actor)
         torch.manual_seed(100 + step)
-        out_ref = _autograd_sac_update(ref, *batch, update_actor=update_actor)
+        out_ref = ref.update(*batch, update_actor=update_actor)
         for k, v in out_ref.items():
             torch.testing.assert_close(out[k], v, rtol=1e-4, atol=1e-5)
-    sd, sd_ref = ours.state_dict(), ref.state_dict()
-    for part in ("actor", "critic", "critic_target"):
-        for k, v in sd_ref[part].items():
-            torch.testing.assert_close(sd[part][k], v, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(sd["log_alpha"], sd_ref["log_alpha"])
+    for k, v in ref.actor.state_dict().items():
+        torch.testing.assert_close(ours.actor.state_dict()[k], v, rtol=1e-4, atol=1e-5)
+    for fused, nets in ((ours.critic, (ref.qf1, ref.qf2)), (ours.critic_target, (ref.qf1_target, ref.qf2_target))):
+        for i, q in enumerate(nets):
+            linears = [m for m in q.net if isinstance(m, torch.nn.Linear)]
+            for lin, w, b in zip(linears, fused.weights, fused.biases, strict=True):
+                torch.testing.assert_close(w[i].t(), lin.weight, rtol=1e-4, atol=1e-5)
+                torch.testing.assert_close(b[i, 0], lin.bias, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours.log_alpha.detach(), ref.log_alpha.detach())
+    assert ours.actor_opt.lr == pytest.approx(ref.actor_optimizer.param_groups[0]["lr"])
     if auto_alpha:
-        assert not torch.equal(sd["log_alpha"], torch.tensor(math.log(cfg.alpha)))
+        assert not torch.equal(ours.log_alpha.detach(), torch.tensor(math.log(cfg.alpha)))
 
 
 def test_actor_sample_gradients_equal_autograd():

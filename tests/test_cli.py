@@ -198,3 +198,88 @@ def test_same_seed_same_numbers(tmp_path, hopper_file):
         lines = (tmp_path / name / "metrics.csv").read_text().splitlines()
         outs.append([",".join(line.split(",")[:10]) for line in lines])  # all but timings
     assert outs[0] == outs[1] and len(outs[0]) == 2
+
+
+def test_data_info_checks_dimensions_against_the_task(tmp_path):
+    out = tmp_path / "h.hdf5"
+    assert invoke("collect", "--env", "hopper", "--steps", 300, "--out", out).exit_code == 0
+    r = invoke("data", "info", out, "--task", "walker2d")
+    assert r.exit_code == 2 and "observations have 11 dims, walker2d (d4rl layout) expects 17" in r.output
+    assert "normalised score" not in r.output
+    r = invoke("data", "info", out, "--task", "neorl-hopper-low")
+    assert r.exit_code == 2 and "expects 12" in r.output
+
+
+def test_default_run_directories_never_mix_algorithms(tmp_path, hopper_file):
+    """ADMPO, MOPO and the ensemble ablation of one preset get their own directories by default."""
+    made = []
+    for extra in ([], ["--model", "ensemble"], ["--algo", "mopo"]):
+        r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, *TINY, *extra)
+        assert r.exit_code == 0, r.output
+        assert "already finished" not in r.output
+        made.append(sorted(p.name for p in (tmp_path / "runs" / "quickstart-hopper").iterdir()))
+    names = made[-1]
+    assert len(names) == 3, names
+    assert sorted(n.rsplit("-s0", 1)[0] for n in names) == ["admpo", "admpo-ensemble", "mopo"]
+    labels = {n: json.loads((tmp_path / "runs" / "quickstart-hopper" / n / "summary.json").read_text())["label"]
+              for n in names}
+    assert len(set(labels.values())) == 3
+    # the same command again finds its own finished run
+    r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, *TINY, "--algo", "mopo")
+    assert r.exit_code == 0 and "already finished" in r.output and "MOPO (published)" in r.output
+    # another seed, another directory; other overrides, another hash
+    r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, *TINY, "--seed", 1,
+               "--set", "train.epochs=1")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "runs" / "quickstart-hopper").iterdir())
+    assert len(names) == 4 and any(n.startswith("admpo-s1-") for n in names)
+
+
+def test_a_run_is_not_resumed_or_reused_with_other_settings(tmp_path, hopper_file):
+    run = tmp_path / "r"
+    r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, "--run", run, *TINY)
+    assert r.exit_code == 0, r.output
+    before = (run / "summary.json").read_text()
+    r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, "--run", run, *TINY,
+               "--model", "ensemble")
+    assert r.exit_code == 2 and "made with other settings (model.kind 'ensemble' here, 'adm' in the run" in r.output
+    assert (run / "summary.json").read_text() == before and "kind: adm" in (run / "config.yaml").read_text()
+    r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, "--run", run, *TINY,
+               "--model", "ensemble", "--force")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["model"] == "ensemble" and "kind: ensemble" in (run / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--preset", "hopper-online"], "`admpo train-on --preset hopper-online`"),
+    (["--preset", "quickstart-hopper", "--set", "train.algo=sac"], "`admpo train-on --algo sac`"),
+    (["--preset", "quickstart-hopper", "--algo", "mbpo"], "`admpo train-on --algo mbpo`"),
+    (["--preset", "quickstart-hopper", "--algo", "mopo", "--model", "adm"], "MOPO (published) uses the ensemble"),
+])
+def test_train_off_refuses_online_work_in_one_line(tmp_path, args, needle):
+    r = invoke("train-off", *args)
+    assert r.exit_code == 2 and needle in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+def test_commands_that_read_a_run_create_nothing(tmp_path):
+    for cmd in ("eval-compounding", "eval-uncertainty"):
+        r = invoke(cmd, "--run", tmp_path / "typo")
+        assert r.exit_code == 2 and "typo does not exist" in r.output, r.output
+        r = invoke(cmd, "--preset", "quickstart-hopper")
+        assert r.exit_code == 2 and "does not exist" in r.output
+    (tmp_path / "folder").mkdir()
+    r = invoke("eval-compounding", "--run", tmp_path / "folder")
+    assert r.exit_code == 2 and "not an admpo run directory" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]
+
+
+def test_a_command_that_fails_before_it_starts_leaves_no_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for cmd in ("train-off", "fit-model", "train-bc"):
+        r = invoke(cmd, "--preset", "hopper-medium")
+        assert r.exit_code == 2 and "hopper_medium-v2.hdf5 not found" in r.output
+    assert not (tmp_path / "runs").exists()

@@ -99,3 +99,46 @@ def test_all_presets_listed():
     names = set(preset_paths())
     assert len(names) >= 25
     assert {"quickstart-hopper", "quickstart-hopper-online", "hopper-online", "ant-online"} <= names
+
+
+def test_mopo_runs_with_its_published_settings_per_task():
+    from admpo_cli.config import resolve
+
+    cfg = resolve("hopper-medium", flags={"train.algo": "mopo"})
+    assert (cfg.rollout.horizon, cfg.rollout.beta) == (5, 5.0)  # OfflineRL-Kit hopper-medium
+    assert cfg.model.kind == "ensemble" and cfg.rollout.uncertainty == "max_aleatoric"
+    assert cfg.agent.auto_alpha and cfg.agent.alpha == 1.0 and cfg.agent.alpha_lr == 1e-4
+    assert cfg.model.lr == 1e-3 and cfg.model.early_stopping == "members" and cfg.model.patience == 5
+    assert cfg.model.min_improvement == 0.01
+    assert cfg.train.real_ratio == 0.05 and cfg.train.epochs == 3000
+    # ADMPO's preset for the same task is untouched
+    admpo = resolve("hopper-medium")
+    assert (admpo.rollout.horizon, admpo.rollout.beta, admpo.agent.auto_alpha) == (10, 1.0, False)
+    assert (resolve("walker2d-medium-replay", flags={"train.algo": "mopo"}).rollout.horizon,
+            resolve("walker2d-medium-replay", flags={"train.algo": "mopo"}).rollout.beta) == (1, 2.5)
+    # real_ratio 0.05 even where ADMPO's preset says 0.5
+    assert resolve("walker2d-medium-replay", flags={"train.algo": "mopo"}).train.real_ratio == 0.05
+    # no published setting: h 5, lambda 1.0, said so
+    from admpo_cli.algorithms import mopo_published
+
+    random = resolve("hopper-random", flags={"train.algo": "mopo"})
+    assert (random.rollout.horizon, random.rollout.beta) == (5, 1.0) and not mopo_published(random.data.task)
+    assert mopo_published("hopper-medium-v2")
+    # the user's own overrides win over the published settings
+    assert resolve("hopper-medium", None, ["rollout.horizon=3"], {"train.algo": "mopo"}).rollout.horizon == 3
+    # the quickstart keeps its small budget, takes MOPO's method
+    q = resolve("quickstart-hopper", flags={"train.algo": "mopo"})
+    assert q.train.epochs == 12 and q.rollout.batch_size == 2000 and q.agent.auto_alpha and q.train.real_ratio == 0.05
+
+
+def test_dropout_switch_accepts_the_old_boolean_and_resolves_auto():
+    from admpo_cli.algorithms import dropout_at_inference
+    from admpo_cli.config import resolve
+
+    assert resolve(None, None, ["model.dropout_at_inference=false"]).model.dropout_at_inference == "off"
+    assert resolve(None, None, ["model.dropout_at_inference=true"]).model.dropout_at_inference == "on"
+    assert resolve().model.dropout_at_inference == "auto"
+    assert dropout_at_inference("auto", "adm", "code") is True  # the authors never call eval()
+    assert dropout_at_inference("auto", "adm", "paper") is False
+    assert dropout_at_inference("auto", "ensemble", "max_aleatoric") is False
+    assert dropout_at_inference("off", "adm", "code") is False and dropout_at_inference("on", "adm", "paper")

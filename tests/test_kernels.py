@@ -326,3 +326,13 @@ def test_hand_written_ensemble_step_equals_the_autograd_step(fused):
     assert hand_losses[-1] < hand_losses[0]
     for a, b in zip(hand_params, auto_params, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_kernel_library_is_keyed_by_the_cpu_features(monkeypatch):
+    """-march=native code must not be handed to a CPU without its instructions by a shared build cache."""
+    here = kernels._name()
+    assert kernels._name() == here  # stable on one machine
+    monkeypatch.setattr(kernels, "_cpu_features", lambda: "GenuineIntel | avx2 fma sse4_2")
+    avx2 = kernels._name()
+    monkeypatch.setattr(kernels, "_cpu_features", lambda: "GenuineIntel | avx2 fma sse4_2 avx512f avx512bw amx_tile")
+    assert kernels._name() != avx2 and here not in (avx2, kernels._name())

@@ -148,3 +148,96 @@ def test_transition_table_rows_split_and_ring_buffer_round_trip():
     other = RingBuffer(6, 3, 2, torch.device("cpu"))
     other.load_state_dict(buf.state_dict())
     assert torch.equal(other.store.table, buf.store.table) and other.ptr == buf.ptr
+
+
+@pytest.mark.parametrize("sets,expect", [([], True), (["rollout.uncertainty=paper"], False),
+                                         (["model.dropout_at_inference=off"], False)])
+def test_rollouts_keep_dropout_on_as_the_authors_code_by_default(tmp_path, hopper_file, monkeypatch, sets, expect):
+    import admpo_cli.algos.offline as offline
+
+    seen = []
+    real = offline.rollout
+
+    def spy(model, *args, **kw):
+        import inspect
+
+        seen.append(inspect.signature(real).bind(model, *args, **kw).arguments["dropout_at_inference"])
+        return real(model, *args, **kw)
+
+    monkeypatch.setattr(offline, "rollout", spy)
+    cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl",
+                                              "train.epochs=1", *sets])
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    summary = train_offline(cfg, rd, CPU)
+    assert seen and all(s is expect for s in seen)
+    assert summary["dropout_at_inference"] is expect  # recorded in the run
+
+
+def test_checkpoints_and_models_refuse_other_settings(tmp_path, hopper_file):
+    from admpo_cli.errors import UserError
+
+    sets = [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl"]
+    cfg = resolve("quickstart-hopper", None, sets)
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    assert train_offline(cfg, rd, CPU, Hooks(stop_at=10)) == {"stopped_at": 10}
+    other = resolve("quickstart-hopper", None, [*sets, "rollout.beta=3"])  # same model, other training
+    with pytest.raises(UserError, match="offline.pt: written with other settings"):
+        train_offline(other, rd, CPU)
+    refit = resolve("quickstart-hopper", None, [*sets, "model.lr=1e-3"])  # another model
+    rd.clear_training()
+    with pytest.raises(UserError, match="adm.pt: fitted with other settings"):
+        train_offline(refit, rd, CPU, Hooks(stop_at=10))
+    assert train_offline(refit, rd, CPU, Hooks(stop_at=10), force=True) == {"stopped_at": 10}
+    from admpo_cli.config import model_fingerprint
+
+    assert torch.load(rd.file("model", "adm.pt"), weights_only=True)["fingerprint"] == model_fingerprint(refit, "adm")
+
+
+def test_mopo_penalty_is_the_max_over_all_members_and_samples_come_from_elites():
+    from admpo_cli.models.ensemble import Ensemble
+    from admpo_cli.models.rollout import rollout
+
+    torch.manual_seed(0)
+    ens = Ensemble(3, 2, members=4, elites=2, hidden=8, layers=2)
+    with torch.no_grad():
+        ens.layers_[-1].bias[3, 0, 4:] += 3.0  # member 3, not an elite, is the most uncertain
+    ens.elites.copy_(torch.tensor([0, 1]))
+    obs, act = torch.randn(20, 3), torch.randn(20, 2)
+    out = rollout(ens, lambda o: act[: o.shape[0]], torch.zeros(20, 0, 3), torch.zeros(20, 0, 2), obs, 1,
+                  lambda o: torch.zeros(o.shape[0], dtype=torch.bool), "max_aleatoric", beta=1.0,
+                  generator=torch.Generator().manual_seed(0), sample=False)
+    with torch.no_grad():
+        mean, logvar = ens(obs, act)
+    # MOPO (OfflineRL-Kit): lambda * max over all members of || std ||_2
+    std_norm = logvar.exp().sqrt().norm(dim=-1)  # (members, B)
+    torch.testing.assert_close(out.unc, std_norm.amax(0))
+    assert (std_norm.argmax(0) == 3).all()
+    # the next state is an elite's mean
+    nxt = mean[..., :3] + obs
+    assert all(any(torch.allclose(out.next_obs[i], nxt[e, i]) for e in (0, 1)) for i in range(20))
+
+
+def test_members_early_stopping_keeps_each_members_best():
+    from admpo_cli.config import ModelConfig
+    from admpo_cli.models.ensemble import Ensemble
+    from admpo_cli.models.fit import fit
+
+    data = _synthetic(4, 2, n=600, episode=100)
+    cfg = ModelConfig(ensemble_size=3, elites=2, ensemble_hidden=16, ensemble_layers=2, max_epochs=30,
+                      steps_per_epoch=5, early_stopping="members", min_improvement=5.0, patience=3, lr=1e-3)
+    torch.manual_seed(0)
+    res = fit(Ensemble(4, 2, 3, 2, 16, 2), data, cfg, CPU)
+    # epoch 1 sets every member's best; no later epoch can beat it by 500 %: stop after 1 + patience epochs
+    assert res.epochs == 4 and res.best_epoch == 1
+    cfg = ModelConfig(ensemble_size=3, elites=2, ensemble_hidden=16, ensemble_layers=2, max_epochs=6,
+                      steps_per_epoch=20, early_stopping="members", min_improvement=0.0, patience=3, lr=1e-3)
+    torch.manual_seed(0)
+    ens = Ensemble(4, 2, 3, 2, 16, 2)
+    res = fit(ens, data, cfg, CPU)
+    assert res.holdout_mse[0] < res.history[0]["holdout_mse"] * 1.0001
+    from admpo_cli.errors import UserError
+    from admpo_cli.models.adm import ADM
+
+    with pytest.raises(UserError, match="early_stopping=members"):
+        fit(ADM(4, 2, m=2, hidden=8, layers=1, head_blocks=1), data,
+            ModelConfig(m=2, early_stopping="members", max_epochs=1, steps_per_epoch=1), CPU)

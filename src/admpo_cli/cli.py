@@ -243,6 +243,15 @@ def data_info(
     task = task or ""
     env = env or next((e for e in ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
                        if e in (task or p.name).lower()), None)
+    if env is not None:
+        from .envs.registry import get_spec, layout_for_task
+
+        layout = "neorl" if p.suffix == ".npz" or task.startswith("neorl-") else layout_for_task(task, env)
+        spec = get_spec(env, layout)
+        for what, have, want in (("observations", data.obs_dim, spec.obs_dim), ("actions", data.act_dim, spec.act_dim)):
+            if have != want:
+                raise UserError(f"{path}: {what} have {have} dims, {env} ({layout} layout) expects {want}; "
+                                "is --task/--env the dataset's task?")
     rets = data.episode_returns()
     rows = [("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim),
             ("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),

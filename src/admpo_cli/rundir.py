@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -160,6 +161,7 @@ class RunDir:
         self.path = Path(path)
         # made by this command: a failure before any result removes it again (no empty run directories)
         self.fresh = False
+        self._made: list[Path] = []
 
     # ------------------------------------------------------------ create / open
     @classmethod
@@ -184,9 +186,18 @@ class RunDir:
                 run.clear_training()
         else:
             run.fresh = not run.path.exists() or not any(run.path.iterdir())
+            # folders this command makes (runs/<preset>/...): removed again with a fresh run that failed
+            run._made = [p for p in [run.path, *run.path.parents] if not p.exists()]
         run.path.mkdir(parents=True, exist_ok=True)
         atomic_write_text(cfg_path, dump_yaml(cfg))
         return run
+
+    def _remove(self) -> None:
+        """Remove a run this command made, and the empty folders it made for it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+        for p in self._made[1:]:
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only if empty
 
     def clear_training(self) -> None:
         for name in TRAINING_OUTPUTS:
@@ -278,8 +289,7 @@ class RunDir:
         except UserError:
             status = "failed"
             if self.fresh and not any(self.file(p).exists() for p in ("checkpoints", "summary.json")):
-                shutil.rmtree(self.path, ignore_errors=True)
-                raise
+                self._remove()
             raise
         except BaseException:
             status = "failed"

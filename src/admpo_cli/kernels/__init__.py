@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import platform
 import shutil
 import sys
 from functools import cache
@@ -26,9 +27,25 @@ def enabled() -> bool:
     return os.environ.get("ADMPO_CPU_KERNELS", "1").strip().lower() not in ("0", "false", "off", "no")
 
 
+def _cpu_features() -> str:
+    """What -march=native compiles for: the CPU's model and instruction-set flags. A build cache shared
+    between machines (a cluster's home directory) must not hand a library to a CPU that lacks its
+    instructions (SIGILL, no fallback), so this is part of the library's name."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    keep = [line.split(":", 1)[1].strip() for line in info.splitlines()
+            if line.split(":", 1)[0].strip() in ("flags", "Features", "model name", "vendor_id")]
+    # the first processor's lines (every core of one machine reports the same)
+    return " | ".join(dict.fromkeys(keep)) or f"{platform.machine()} {platform.processor()}"
+
+
 def _name() -> str:
-    # the library name carries the source, flags and torch version, so an edit or upgrade rebuilds
-    key = SOURCE.read_bytes() + " ".join(FLAGS).encode() + torch.__version__.encode()
+    # the library name carries the source, flags, torch version and the CPU's features, so an edit, an
+    # upgrade or another CPU builds its own library
+    key = (SOURCE.read_bytes() + " ".join(FLAGS).encode() + torch.__version__.encode()
+           + _cpu_features().encode())
     return "admpo_cpu_" + hashlib.sha256(key).hexdigest()[:12]
 
 

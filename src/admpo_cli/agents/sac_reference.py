@@ -1,0 +1,111 @@
+"""Soft actor-critic as a reader checks it against the paper: nn.Linear networks, autograd, torch.optim.
+
+This is the plain reference of the hand-written update in sac.py (the tests hold the two equal), in
+the shape of CleanRL's `sac_continuous_action.py`: two Q-networks and their targets, a tanh-Gaussian
+actor, the critic step, then the actor and temperature steps with the updated critics, then Polyak
+averaging. Differences from CleanRL that the authors' code (and so this project) makes: the
+temperature loss is -log(alpha) (log pi + target entropy) (CleanRL multiplies alpha itself), the actor's
+learning rate may follow a cosine schedule, and the log-density of the squashed action is exact
+(log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)); CleanRL adds 1e-6 inside the log).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import AgentConfig
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def _mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(d_in, h), nn.ReLU()]
+        d_in = h
+    return nn.Sequential(*layers, nn.Linear(d_in, d_out))
+
+
+class QNetwork(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = _mlp(obs_dim + act_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], -1)).squeeze(-1)
+
+
+class Actor(nn.Module):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.net = _mlp(obs_dim, hidden, 2 * act_dim)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sampled action a = tanh(u), u ~ N(mu, std), and log pi(a | obs)."""
+        mu, log_std = self.net(obs).chunk(2, -1)
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        std = log_std.exp()
+        u = mu + std * torch.randn_like(mu)  # reparameterisation trick
+        log_prob = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # change of variables for a = tanh(u): - sum log(1 - tanh(u)^2)
+        log_prob = log_prob - (2 * (math.log(2) - u - F.softplus(-2 * u))).sum(-1)
+        return torch.tanh(u), log_prob
+
+
+class ReferenceSAC:
+    def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig, total_actor_updates: int | None = None):
+        self.cfg = cfg
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden)
+        self.qf1, self.qf2 = QNetwork(obs_dim, act_dim, cfg.hidden), QNetwork(obs_dim, act_dim, cfg.hidden)
+        self.qf1_target, self.qf2_target = copy.deepcopy(self.qf1), copy.deepcopy(self.qf2)
+        self.q_optimizer = torch.optim.Adam([*self.qf1.parameters(), *self.qf2.parameters()], lr=cfg.critic_lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.scheduler = None
+        if cfg.actor_lr_schedule == "cosine" and total_actor_updates:
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optimizer, total_actor_updates)
+        self.log_alpha = torch.tensor(math.log(cfg.alpha), requires_grad=True)
+        self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
+
+    def update(self, obs, act, rew, next_obs, done, update_actor: bool = True) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        alpha = self.log_alpha.detach().exp()
+        # critic: y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a' | s')),  a' ~ pi(. | s')
+        with torch.no_grad():
+            next_a, next_logp = self.actor(next_obs)
+            min_q_next = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
+            y = rew + cfg.gamma * (1.0 - done) * (min_q_next - alpha * next_logp)
+        q1, q2 = self.qf1(obs, act), self.qf2(obs, act)
+        qf_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        self.q_optimizer.zero_grad()
+        qf_loss.backward()
+        self.q_optimizer.step()
+        out = {"critic_loss": qf_loss.detach(), "q_mean": torch.stack([q1, q2]).detach().mean()}
+
+        if update_actor:
+            # actor: minimise E[alpha log pi(a | s) - min_i Q_i(s, a)],  a ~ pi(. | s), with the new critics
+            a, logp = self.actor(obs)
+            min_q = torch.min(self.qf1(obs, a), self.qf2(obs, a))
+            actor_loss = (alpha * logp - min_q).mean()
+            self.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor_optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
+            out["actor_loss"] = actor_loss.detach()
+            if cfg.auto_alpha:
+                alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+                self.a_optimizer.zero_grad()
+                alpha_loss.backward()
+                self.a_optimizer.step()
+        # targets: theta' <- tau theta + (1 - tau) theta'
+        with torch.no_grad():
+            for net, target in ((self.qf1, self.qf1_target), (self.qf2, self.qf2_target)):
+                for p, tp in zip(net.parameters(), target.parameters(), strict=True):
+                    tp.mul_(1.0 - cfg.tau).add_(p, alpha=cfg.tau)
+        return out
