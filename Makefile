@@ -16,13 +16,14 @@ install: $(BIN)/admpo
 
 demo: install
 	$(BIN)/admpo train-off --preset quickstart-hopper --run $(RUN)
-	$(BIN)/admpo train-off --preset quickstart-hopper --run $(RUN)-mopo --model ensemble
+	$(BIN)/admpo train-off --preset quickstart-hopper --run $(RUN)-mopo --algo mopo
+	$(BIN)/admpo train-off --preset quickstart-hopper --run $(RUN)-ensemble-ablation --model ensemble
 	$(BIN)/admpo train-bc --preset quickstart-hopper --run $(RUN)-bc
 	$(BIN)/admpo fit-model --run $(RUN) --model ensemble
 	$(BIN)/admpo fit-model --run $(RUN) --model bootrnn
 	$(BIN)/admpo eval-compounding --run $(RUN)
 	$(BIN)/admpo eval-uncertainty --run $(RUN)
-	$(BIN)/admpo report $(RUN) $(RUN)-mopo $(RUN)-bc --out $(RUN)-report
+	$(BIN)/admpo report $(RUN) $(RUN)-mopo $(RUN)-ensemble-ablation $(RUN)-bc --out $(RUN)-report
 
 test: install
 	$(BIN)/python -m pytest

@@ -138,7 +138,7 @@ def test_fit_model_every_kind_into_one_run(run_with_data):
 def test_train_off_mopo_and_bc_through_the_cli(run_with_data, tmp_path):
     run, data = run_with_data
     expect = {"": ("admpo", "ADMPO-OFF"), "--modelensemble": ("admpo", "ADMPO-OFF with ensemble model (ablation)"),
-              "--algomopo": ("mopo", "MOPO (published)"), "--algobc": ("bc", "BC")}
+              "--algomopo": ("mopo", "MOPO (no published setting for this task)"), "--algobc": ("bc", "BC")}
     for extra in ([], ["--model", "ensemble"], ["--algo", "mopo"], ["--algo", "bc"]):
         rd = tmp_path / ("r" + "".join(extra))
         r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", data, "--run", rd, *TINY, *extra)
@@ -226,7 +226,7 @@ def test_default_run_directories_never_mix_algorithms(tmp_path, hopper_file):
     assert len(set(labels.values())) == 3
     # the same command again finds its own finished run
     r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, *TINY, "--algo", "mopo")
-    assert r.exit_code == 0 and "already finished" in r.output and "MOPO (published)" in r.output
+    assert r.exit_code == 0 and "already finished" in r.output and "MOPO (no published" in r.output
     # another seed, another directory; other overrides, another hash
     r = invoke("train-off", "--preset", "quickstart-hopper", "--dataset", hopper_file, *TINY, "--seed", 1,
                "--set", "train.epochs=1")

@@ -88,7 +88,7 @@ def test_variant_names_tell_baselines_and_ablations_apart(tmp_path):
                         "adm") == "ADMPO-OFF with ensemble model (ablation)"
     assert variant_name({"algo": "mopo", "model": "ensemble", "uncertainty": "max_aleatoric",
                          "published_setting": True}, "mopo", "ensemble") == "MOPO (published)"
-    assert "not published" in variant_name({"algo": "mopo", "model": "ensemble", "published_setting": False},
+    assert "no published setting" in variant_name({"algo": "mopo", "model": "ensemble", "published_setting": False},
                                            "mopo", "ensemble")
     assert variant_name(None, "bc", "adm") == "BC"
 

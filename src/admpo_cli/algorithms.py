@@ -63,12 +63,15 @@ def dropout_at_inference(setting: str, kind: str, uncertainty: str) -> bool:
     return setting == "on"
 
 
-def variant_label(algo: str, model: str | None, uncertainty: str | None = None) -> str:
+def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True) -> str:
     """Report label: the algorithm, and an ablation named as one where the model or uncertainty is not
-    the algorithm's own (e.g. ADMPO-OFF's settings with MOPO's ensemble)."""
+    the algorithm's own (e.g. ADMPO-OFF's settings with MOPO's ensemble); a baseline on a task its
+    authors publish no setting for says so."""
     a = ALGORITHMS.get(algo)
     if a is None:
         return algo
+    if not published:
+        return f"{a.label.replace(' (published)', '')} (no published setting for this task)"
     parts = []
     if model and a.model and model != a.model:
         parts.append(f"{model} model")

@@ -74,7 +74,7 @@ def write_summary(run: RunDir, cfg: Config, algo: str, model_kind: str | None, r
         "task": cfg.data.task,
         "preset": cfg.preset,
         "algo": algo,
-        "label": variant_label(algo, model_kind, extra.get("uncertainty")),
+        "label": variant_label(algo, model_kind, extra.get("uncertainty"), extra.get("published_setting", True)),
         "model": model_kind,
         "fingerprint": fingerprint(cfg),
         "seed": cfg.run.seed,

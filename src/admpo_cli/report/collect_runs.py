@@ -55,10 +55,7 @@ def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str) -> str:
     named as one where the model or uncertainty is not the algorithm's own."""
     s = summary or {}
     algo = s.get("algo") or algo_cfg
-    label = variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"))
-    if algo == "mopo" and s.get("published_setting") is False:
-        label += " [setting not published for this task]"
-    return label
+    return variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"), s.get("published_setting", True))
 
 
 def read_run(path: Path) -> RunRecord:
