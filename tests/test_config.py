@@ -142,3 +142,22 @@ def test_dropout_switch_accepts_the_old_boolean_and_resolves_auto():
     assert dropout_at_inference("auto", "adm", "paper") is False
     assert dropout_at_inference("auto", "ensemble", "max_aleatoric") is False
     assert dropout_at_inference("off", "adm", "code") is False and dropout_at_inference("on", "adm", "paper")
+
+
+def test_walker2d_online_follows_the_authors_code():
+    from admpo_cli.config import resolve
+
+    assert resolve("walker2d-online").model.m == 2  # authors' Walker2d config; Table 4 is ambiguous
+    assert resolve("walker2d-online").train.setting == "online"
+
+
+def test_presets_and_sources_cite_only_public_material():
+    from pathlib import Path
+
+    import admpo_cli
+
+    root = Path(admpo_cli.__file__).parent
+    private = ("paper-facts", "baseline-facts", "data-facts", "shared/")
+    hits = [f"{p.relative_to(root)}: {word}" for p in root.rglob("*") if p.suffix in (".py", ".yaml", ".cpp")
+            for word in private if word in p.read_text()]
+    assert hits == []
