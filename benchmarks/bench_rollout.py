@@ -81,7 +81,7 @@ def main() -> None:
         table.add_column(c)
     for dtype in ("fp32", "bf16"):
         for chunk in [int(c) for c in args.chunks.split(",")]:
-            for unc in ("code", "paper"):
+            for unc in ("authors", "paper"):
                 tps = run(args.batch, args.horizon, chunk, dtype, args.m, unc, args.reps)
                 table.add_row(dtype, unc, str(chunk), f"{tps:,.0f}")
     Console().print(table)

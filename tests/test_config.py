@@ -138,10 +138,10 @@ def test_dropout_switch_accepts_the_old_boolean_and_resolves_auto():
     assert resolve(None, None, ["model.dropout_at_inference=false"]).model.dropout_at_inference == "off"
     assert resolve(None, None, ["model.dropout_at_inference=true"]).model.dropout_at_inference == "on"
     assert resolve().model.dropout_at_inference == "auto"
-    assert dropout_at_inference("auto", "adm", "code") is True  # the authors never call eval()
+    assert dropout_at_inference("auto", "adm", "authors") is True  # the authors never call eval()
     assert dropout_at_inference("auto", "adm", "paper") is False
     assert dropout_at_inference("auto", "ensemble", "max_aleatoric") is False
-    assert dropout_at_inference("off", "adm", "code") is False and dropout_at_inference("on", "adm", "paper")
+    assert dropout_at_inference("off", "adm", "authors") is False and dropout_at_inference("on", "adm", "paper")
 
 
 def test_walker2d_online_follows_the_authors_code():

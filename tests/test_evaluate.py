@@ -125,12 +125,12 @@ def test_per_horizon_error_masks_and_flags_divergence():
 
 def test_correlations_hand_computed():
     df = pd.DataFrame({"model": "adm", "policy": ["a"] * 4 + ["b"] * 4,
-                       "unc_code": [1, 2, 3, 4, 1, 2, 3, 4], "unc_paper": [4, 3, 2, 1, 1, 1, 2, 2],
+                       "unc_authors": [1, 2, 3, 4, 1, 2, 3, 4], "unc_paper": [4, 3, 2, 1, 1, 1, 2, 2],
                        "true_error": [1.0, 2, 3, 5, 2, 4, 6, 8]})
     res = correlations(df)["adm"]
-    assert res["code"]["pooled"]["spearman"] == pytest.approx(np.corrcoef([1, 2, 3, 4, 1, 2, 3, 4],
+    assert res["authors"]["pooled"]["spearman"] == pytest.approx(np.corrcoef([1, 2, 3, 4, 1, 2, 3, 4],
                                                                           pd.Series(df.true_error).rank())[0, 1])
-    assert res["code"]["b"]["pearson"] == pytest.approx(1.0)
+    assert res["authors"]["b"]["pearson"] == pytest.approx(1.0)
     assert res["paper"]["a"]["spearman"] == pytest.approx(-1.0)
 
 
@@ -164,7 +164,7 @@ def test_eval_commands_write_their_files(tmp_path, hopper_file):
     assert r.exit_code == 0, r.output
     res = json.loads((run / "uncertainty.json").read_text())
     assert set(res["correlations"]) == {"adm", "ensemble", "bootrnn"}
-    assert set(res["correlations"]["adm"]) == {"code", "paper"}
+    assert set(res["correlations"]["adm"]) == {"authors", "paper"}
     u = pd.read_csv(run / "uncertainty.csv")
     assert set(u["policy"]) == {"random", "behaviour"} and (u["true_error"] >= 0).all()
     assert (run / "uncertainty.png").exists() and (run / "policy" / "bc.pt").exists()

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from admpo_cli import kernels
-from admpo_cli.models.common import GaussianHead, _mix32, block_key, dropout_mask
 from admpo_cli.models.gru import _layer_backward, _layer_forward, gru_forward
+from admpo_cli.models.head import GaussianHead, _mix32, block_key, dropout_mask
 from admpo_cli.runtime import keep_heap_memory
 
 
@@ -126,7 +126,7 @@ def test_hash_equals_uint32_reference():
 
 
 def test_cpu_dropout_mask_equals_the_torch_formula_of_other_devices():
-    from admpo_cli.models.common import dropout_threshold
+    from admpo_cli.models.head import dropout_threshold
 
     key = block_key(123, 2)
     i = torch.arange(40 * 30, dtype=torch.int64).view(40, 30)
@@ -216,7 +216,7 @@ def path(request, monkeypatch):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_clamped_nll_equals_autograd_of_the_reference_loss(path, masked):
-    from admpo_cli.models.common import clamped_gaussian_nll, gaussian_nll, soft_clamp
+    from admpo_cli.models.nll import clamped_gaussian_nll, gaussian_nll, soft_clamp
 
     torch.manual_seed(4)
     D = 5
@@ -271,7 +271,7 @@ def test_recurrent_losses_equal_the_masked_nll_of_their_predictions(path, kind):
     from admpo_cli.data.dataset import WindowSampler
     from admpo_cli.models.adm import ADM
     from admpo_cli.models.bootrnn import BootRNN
-    from admpo_cli.models.common import gaussian_nll
+    from admpo_cli.models.nll import gaussian_nll
 
     data = _random_transitions(0, 300, 3, 50)  # short episodes: masked k positions at their ends
     torch.manual_seed(6)
@@ -306,10 +306,10 @@ def test_one_step_batches_are_the_k1_windows():
 
 
 def test_hand_written_ensemble_step_equals_the_autograd_step(fused):
-    from admpo_cli.agents.adam import LeanAdam
     from admpo_cli.data.dataset import WindowSampler
     from admpo_cli.models.base import DynamicsModel
     from admpo_cli.models.ensemble import Ensemble
+    from admpo_cli.optim import LeanAdam
 
     data = _random_transitions(3, 400, 4, 100)
     runs = []

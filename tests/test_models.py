@@ -14,7 +14,7 @@ from admpo_cli.models.ensemble import Ensemble
 from admpo_cli.models.factory import build_model, load_model, save_model
 from admpo_cli.models.fit import fit
 from admpo_cli.models.rollout import cast_model, rollout
-from admpo_cli.models.uncertainty import adm_code, adm_paper, max_aleatoric
+from admpo_cli.models.uncertainty import adm_authors, adm_paper, max_aleatoric
 
 
 def _scratch(mdl, states, acts, t, k, d):
@@ -72,8 +72,8 @@ def test_uncertainty_against_hand_computation():
     assert adm_paper(mean, var, 2)[0].item() == pytest.approx(1.4)
     assert adm_paper(mean, var, 2)[1].item() == pytest.approx(2.0)
     # authors' code: sqrt(mean over state dims of var over k of the means) = sqrt((1 + 0) / 2)
-    assert adm_code(mean, 2)[0].item() == pytest.approx(np.sqrt(0.5))
-    assert adm_code(mean, 2)[1].item() == 0.0
+    assert adm_authors(mean, 2)[0].item() == pytest.approx(np.sqrt(0.5))
+    assert adm_authors(mean, 2)[1].item() == 0.0
     # MOPO: max over members of ||std||_2
     assert max_aleatoric(var)[0].item() == pytest.approx(np.sqrt(0.6))
 
@@ -179,7 +179,7 @@ def test_rollout_drops_terminated_rows_and_penalises():
         return o[:, 0] < 0
 
     out = rollout(mdl, policy, torch.randn(B, 2, 3), torch.randn(B, 2, 2), torch.randn(B, 3), 6, term,
-                  "code", beta=2.0, k_mode="row", chunk_size=16)
+                  "authors", beta=2.0, k_mode="row", chunk_size=16)
     steps = out.steps.numpy()
     assert (np.bincount(steps)[1:] <= np.bincount(steps)[:-1]).all()  # rows only leave
     # the rows alive at step t+1 are exactly the rows not done at step t
@@ -208,7 +208,7 @@ def test_bootrnn_and_ensemble_steppers_shapes():
 def test_warm_start_continues_from_the_run_model(tmp_path, hopper_file):
     from admpo_cli.config import resolve
     from admpo_cli.rundir import RunDir
-    from admpo_cli.stages import fit_model_stage
+    from admpo_cli.stages.fit import fit_model_stage
 
     sets = ["model.hidden=16", "model.layers=1", "model.head_blocks=1", "model.max_epochs=3",
             "model.steps_per_epoch=20", f"data.path={hopper_file}"]
@@ -232,12 +232,12 @@ def test_matmul_precision_is_validated():
         resolve(None, None, ["model.matmul_precision=fp16"])
 
 
-def test_bf16_matmuls_apply_inside_the_block_only(capsys):
+def test_bf16_matmuls_apply_inside_the_block_only(caplog):
     from admpo_cli.runtime import bf16_matmuls, bf16_matmuls_usable, cpu_has_bf16
 
     assert not bf16_matmuls_usable("fp32", torch.device("cpu"))
     assert not bf16_matmuls_usable("bf16", torch.device("cuda"))
-    assert "applies to CPU fitting" in capsys.readouterr().err
+    assert "applies to CPU fitting" in caplog.text
     if not (hasattr(torch.backends.mkldnn, "matmul") and cpu_has_bf16()):
         pytest.skip("no bfloat16 hardware or torch < 2.9")
     assert bf16_matmuls_usable("bf16", torch.device("cpu"))

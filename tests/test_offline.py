@@ -13,7 +13,7 @@ from admpo_cli.data.dataset import Transitions
 from admpo_cli.errors import DivergenceError
 from admpo_cli.rundir import RunDir
 from admpo_cli.runtime import seed_everything
-from admpo_cli.stages import fit_model_stage
+from admpo_cli.stages.fit import dataset_for_run, fit_model_stage, model_for_training
 
 TINY = [
     "model.hidden=16", "model.layers=1", "model.head_blocks=1", "model.max_epochs=1",
@@ -29,6 +29,25 @@ def _read(path):
     return path.read_text().splitlines()
 
 
+def _train(cfg, rd, stop_after=None, force=False):
+    """The train stage's path through the run's data and model; stop_after: Ctrl-C after that many updates,
+    as a user would press it (the loop checkpoints and re-raises)."""
+
+    def ctrl_c(step, row):
+        if stop_after is not None and step >= stop_after:
+            raise KeyboardInterrupt
+
+    data = dataset_for_run(cfg, rd)
+    model = model_for_training(cfg, rd, CPU, cfg.model.kind, data, force)[0]
+    return train_offline(cfg, rd, CPU, data, model, Hooks(on_progress=ctrl_c))
+
+
+def _interrupted(cfg, rd, at, force=False):
+    with pytest.raises(KeyboardInterrupt):
+        _train(cfg, rd, stop_after=at, force=force)
+    return torch.load(rd.file("checkpoints", "offline.pt"), weights_only=True)["step"]
+
+
 def test_resume_equals_uninterrupted(tmp_path, hopper_file):
     sets = [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl"]
     cfg = resolve("quickstart-hopper", None, sets)
@@ -42,13 +61,12 @@ def test_resume_equals_uninterrupted(tmp_path, hopper_file):
         shutil.copytree(base.file("model"), rd.file("model"))
         runs[name] = rd
     seed_everything(0)
-    full = train_offline(cfg, runs["full"], CPU)
+    full = _train(cfg, runs["full"])
     seed_everything(0)
-    stopped = train_offline(cfg, runs["split"], CPU, Hooks(stop_at=10))
-    assert stopped == {"stopped_at": 10}
+    assert _interrupted(cfg, runs["split"], 10) == 10
     assert len(_read(runs["split"].file("metrics.csv"))) == 2  # header + epoch 1
     seed_everything(123)  # the checkpoint's RNG state must win over whatever the process has
-    resumed = train_offline(cfg, runs["split"], CPU)
+    resumed = _train(cfg, runs["split"])
     a = torch.load(runs["full"].file("policy", "actor.pt"), weights_only=True)["state_dict"]
     b = torch.load(runs["split"].file("policy", "actor.pt"), weights_only=True)["state_dict"]
     for k in a:
@@ -74,7 +92,7 @@ def test_divergence_stops_with_last_good_checkpoint(tmp_path, hopper_file, monke
 
     monkeypatch.setattr(SAC, "update", bad_update)
     with pytest.raises(DivergenceError, match="non-finite"), rd.stage("train", cfg, "cpu"):
-        train_offline(cfg, rd, CPU)
+        _train(cfg, rd)
     assert rd.file("checkpoints", "last_good.pt").exists()
     assert rd.stage_status("train") == "failed"
 
@@ -109,8 +127,7 @@ def test_every_offline_preset_resolves_and_starts(name, tmp_path, monkeypatch):
     else:
         d4rl.write_d4rl(tmp_path / d4rl.d4rl_filename(cfg.data.path), _synthetic(obs_dim, act_dim))
     rd = RunDir.create_or_open(tmp_path / "run", cfg)
-    out = train_offline(cfg, rd, CPU, Hooks(stop_at=2))
-    assert out == {"stopped_at": 2}
+    assert _interrupted(cfg, rd, 1) == 10  # the first epoch's updates, then Ctrl-C
     assert rd.file("model", "adm.pt").exists()
 
 
@@ -118,10 +135,10 @@ def test_resume_without_saved_buffer_refills_it(tmp_path, hopper_file):
     cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl",
                                               "train.checkpoint_buffer=false", "train.rollout_freq=30"])
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
-    assert train_offline(cfg, rd, CPU, Hooks(stop_at=10)) == {"stopped_at": 10}
+    assert _interrupted(cfg, rd, 10) == 10
     ck = torch.load(rd.file("checkpoints", "offline.pt"), weights_only=True)
     assert ck["model_buffer"] == {} and ck["step"] == 10
-    summary = train_offline(cfg, rd, CPU)
+    summary = _train(cfg, rd)
     assert summary["gradient_steps"] == 30 and summary["evaluations"] == 3
 
 
@@ -168,7 +185,7 @@ def test_rollouts_keep_dropout_on_as_the_authors_code_by_default(tmp_path, hoppe
     cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl",
                                               "train.epochs=1", *sets])
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
-    summary = train_offline(cfg, rd, CPU)
+    summary = _train(cfg, rd)
     assert seen and all(s is expect for s in seen)
     assert summary["dropout_at_inference"] is expect  # recorded in the run
 
@@ -179,15 +196,15 @@ def test_checkpoints_and_models_refuse_other_settings(tmp_path, hopper_file):
     sets = [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl"]
     cfg = resolve("quickstart-hopper", None, sets)
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
-    assert train_offline(cfg, rd, CPU, Hooks(stop_at=10)) == {"stopped_at": 10}
+    assert _interrupted(cfg, rd, 10) == 10
     other = resolve("quickstart-hopper", None, [*sets, "rollout.beta=3"])  # same model, other training
     with pytest.raises(UserError, match="offline.pt: written with other settings"):
-        train_offline(other, rd, CPU)
+        _train(other, rd)
     refit = resolve("quickstart-hopper", None, [*sets, "model.lr=1e-3"])  # another model
     rd.clear_training()
     with pytest.raises(UserError, match="adm.pt: fitted with other settings"):
-        train_offline(refit, rd, CPU, Hooks(stop_at=10))
-    assert train_offline(refit, rd, CPU, Hooks(stop_at=10), force=True) == {"stopped_at": 10}
+        _train(refit, rd)
+    assert _interrupted(refit, rd, 10, force=True) == 10
     from admpo_cli.config import model_fingerprint
 
     assert torch.load(rd.file("model", "adm.pt"), weights_only=True)["fingerprint"] == model_fingerprint(refit, "adm")

@@ -25,7 +25,7 @@ def _fake_run(root, name, preset, algo, seed, scores, status="done", model=None,
         atomic_write_json(rd.file("summary.json"), {
             "algo": algo, "model": model or {"admpo": "adm", "mopo": "ensemble"}.get(algo), "published_setting": True,
             "final_score": sum(scores[-2:]) / 2, "final_return": final_return or 10 * sum(scores[-2:]) / 2,
-            "uncertainty": {"admpo": "code", "mopo": "max_aleatoric"}.get(algo)})
+            "uncertainty": {"admpo": "authors", "mopo": "max_aleatoric"}.get(algo)})
     return rd
 
 
@@ -81,7 +81,7 @@ def test_report_cli_and_errors(runs, tmp_path):
 def test_variant_names_tell_baselines_and_ablations_apart(tmp_path):
     from admpo_cli.report.collect_runs import variant_name
 
-    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "code"}, "admpo", "adm") == "ADMPO-OFF"
+    assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "authors"}, "admpo", "adm") == "ADMPO-OFF"
     assert variant_name({"algo": "admpo", "model": "adm", "uncertainty": "paper"}, "admpo",
                         "adm") == "ADMPO-OFF with paper uncertainty (ablation)"
     assert variant_name({"algo": "admpo", "model": "ensemble", "uncertainty": "max_aleatoric"}, "admpo",

@@ -30,7 +30,7 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "admpo": Algorithm("admpo", "ADMPO-OFF", "offline", "train-off", "adm", "code"),
+    "admpo": Algorithm("admpo", "ADMPO-OFF", "offline", "train-off", "adm", "authors"),
     "mopo": Algorithm("mopo", "MOPO (published)", "offline", "train-off", "ensemble", "max_aleatoric"),
     "bc": Algorithm("bc", "BC", "offline", "train-off --algo bc", None, "none"),
     "sac": Algorithm("sac", "SAC", "online", "train-on --algo sac", None, "none"),
@@ -38,7 +38,7 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 # Default uncertainty of a model when an algorithm does not fix it.
-MODEL_UNCERTAINTY = {"adm": "code", "ensemble": "max_aleatoric", "bootrnn": "max_aleatoric"}
+MODEL_UNCERTAINTY = {"adm": "authors", "ensemble": "max_aleatoric", "bootrnn": "max_aleatoric"}
 
 
 def get(name: str) -> Algorithm:
@@ -56,10 +56,10 @@ def uncertainty_for(kind: str, configured: str) -> str:
 
 def dropout_at_inference(setting: str, kind: str, uncertainty: str) -> bool:
     """`auto` follows the authors' code, which never switches ADM to eval mode: with their uncertainty
-    formula (`code`, with which Table 5's beta were tuned) the sampled next state and the m means carry
+    formula (`authors`, with which Table 5's beta were tuned) the sampled next state and the m means carry
     dropout noise. Everywhere else (Eq. 4, the baselines) predictions are made without dropout."""
     if setting == "auto":
-        return kind == "adm" and uncertainty == "code"
+        return kind == "adm" and uncertainty == "authors"
     return setting == "on"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import typing
@@ -101,10 +102,11 @@ class RolloutConfig:
     batch_size: int = 50000
     # Reward penalty coefficient beta: r - beta * U (Table 5).
     beta: float = 1.0
-    # Uncertainty: auto (the model's default: code for adm, max_aleatoric for ensemble) | code (the authors'
-    # implementation: sqrt of the mean over state dims of the variance of the m means) | paper (Eq. 4) |
+    # Uncertainty: auto (the model's default: authors for adm, max_aleatoric for ensemble) | authors (the
+    # formula of the authors' code, with which Table 5's beta were tuned: sqrt of the mean over state dims of
+    # the variance of the m means; `code` is read as this) | paper (Eq. 4) |
     # max_aleatoric (MOPO: max over all members of the norm of the predicted std) | ensemble_std | none.
-    uncertainty: Literal["auto", "code", "paper", "max_aleatoric", "ensemble_std", "none"] = "auto"
+    uncertainty: Literal["auto", "authors", "paper", "max_aleatoric", "ensemble_std", "none"] = "auto"
     # Backtracking k: one per imagined step for the whole batch (authors' code) or one per row (paper text).
     k_mode: Literal["batch", "row"] = "batch"
     # Rows processed at once inside a roll-out (bounds memory traffic of large elementwise ops).
@@ -132,6 +134,10 @@ class AgentConfig:
     actor_lr_schedule: Literal["cosine", "none"] = "cosine"
     # Actor update every N critic updates (authors' online code: 1 Hopper, 20 others).
     actor_update_every: int = 1
+    # SAC's update: fast (hand-written backward, fused critics; measured ~2x on the CPU), reference (nn.Linear
+    # and autograd as agents/sac_reference.py: the readable version the tests hold the fast one equal to),
+    # or auto: fast on the CPU, reference on CUDA until the fast path is measured correct and faster there.
+    backend: Literal["auto", "fast", "reference"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         allowed = [str(v) for v in typing.get_args(tp)]
         if isinstance(value, bool) and "on" in allowed:  # YAML true/false for an on/off switch
             value = "on" if value else "off"
+        if value == "code" and "authors" in allowed:  # the authors' uncertainty formula's name before 0.2
+            value = "authors"
         if isinstance(value, (dict, list)) or str(value) not in allowed:
             raise UserError(f"{where}: expected one of {', '.join(allowed)}, got {value!r}"
                             f"{_closest(str(value), allowed)}")
@@ -256,6 +264,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+@functools.cache
 def _field_types(cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in fields(cls)}
@@ -358,11 +367,15 @@ def preset_paths() -> dict[str, Path]:
     return found
 
 
+# libyaml's loader where PyYAML was built with it (~10x the pure-Python one: `presets list` reads 27 files)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"{what} {path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_LOADER)
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" (line {line + 1})" if line is not None else ""
@@ -378,11 +391,15 @@ def load_preset(name: str) -> Config:
     presets = preset_paths()
     if name not in presets:
         raise UserError(f"unknown preset '{name}'{_closest(name, list(presets))}; see `admpo presets list`")
-    mapping = read_yaml(presets[name], "preset")
-    for key in PRESET_NOTES:
-        mapping.pop(key, None)
-    cfg = apply_mapping(Config(), mapping, f"preset {name}")
+    mapping = _preset_file(name)
+    cfg = apply_mapping(Config(), {k: v for k, v in mapping.items() if k not in PRESET_NOTES}, f"preset {name}")
     return replace(cfg, preset=name)
+
+
+@functools.cache
+def _preset_file(name: str) -> dict[str, Any]:
+    """A shipped preset's YAML, read once per process (do not modify the mapping)."""
+    return read_yaml(preset_paths()[name], "preset")
 
 
 # Top-level preset keys that are notes rather than config: a description, and `budget: preset` on the
@@ -391,12 +408,11 @@ PRESET_NOTES = ("description", "budget")
 
 
 def preset_keeps_budget(name: str | None) -> bool:
-    return bool(name) and read_yaml(preset_paths()[name], "preset").get("budget") == "preset"
+    return bool(name) and _preset_file(name).get("budget") == "preset"
 
 
 def preset_description(name: str) -> str:
-    mapping = read_yaml(preset_paths()[name], "preset")
-    return str(mapping.get("description", ""))
+    return str(_preset_file(name).get("description", ""))
 
 
 def resolve(

@@ -6,12 +6,12 @@ import contextlib
 import ctypes
 import ctypes.util
 import random
-import sys
 
 import numpy as np
 import torch
 
 from .errors import UserError
+from .events import log
 
 
 def seed_everything(seed: int) -> None:
@@ -67,16 +67,16 @@ def cpu_has_bf16() -> bool:
 
 
 def bf16_matmuls_usable(precision: str, device: torch.device) -> bool:
-    """Whether model.matmul_precision=bf16 can take effect here; says why not once on stderr."""
+    """Whether model.matmul_precision=bf16 can take effect here; says why not (the "admpo" logger)."""
     if precision != "bf16":
         return False
     mkldnn = getattr(torch.backends.mkldnn, "matmul", None)
     if device.type != "cpu" or not hasattr(mkldnn, "fp32_precision"):
-        print(f"admpo: model.matmul_precision=bf16 applies to CPU fitting with torch >= 2.9; fitting on {device} "
-              "in float32", file=sys.stderr)
+        log.warning(f"model.matmul_precision=bf16 applies to CPU fitting with torch >= 2.9; fitting on {device} "
+                    "in float32")
         return False
     if not cpu_has_bf16():
-        print("admpo: this CPU has no bfloat16 hardware; fitting in float32", file=sys.stderr)
+        log.warning("this CPU has no bfloat16 hardware; fitting in float32")
         return False
     return True
 

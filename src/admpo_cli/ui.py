@@ -1,4 +1,4 @@
-"""Terminal output: the only place besides the CLI that prints. Progress bars with ETA."""
+"""Terminal output for the CLI: the consoles and progress bars with ETA."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def quiet() -> bool:
     return os.environ.get("ADMPO_QUIET", "") not in ("", "0")
 
 
-def progress() -> Progress:
+def progress_bar() -> Progress:
     """A bar with count, elapsed time and ETA; plain (no animation) when output is not a terminal."""
     return Progress(
         TextColumn("[bold]{task.description}"),

@@ -1,0 +1,27 @@
+"""The agents: SAC (a hand-written fast update in sac.py and its plain reference in sac_reference.py) and BC."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import AgentConfig
+
+
+def agent_backend(cfg: AgentConfig, device: torch.device) -> str:
+    """`auto` takes the fast update on the CPU, where it is measured ~2x the autograd one and tested equal
+    to it, and the reference elsewhere until a GPU run shows the fast one correct and faster there."""
+    if cfg.backend != "auto":
+        return cfg.backend
+    return "fast" if torch.device(device).type == "cpu" else "reference"
+
+
+def make_agent(obs_dim: int, act_dim: int, cfg: AgentConfig, device: torch.device,
+               total_actor_updates: int | None = None):
+    """SAC with the backend the config asks for; both have update/act/actor/alpha/state_dict."""
+    if agent_backend(cfg, device) == "fast":
+        from .sac import SAC
+
+        return SAC(obs_dim, act_dim, cfg, device, total_actor_updates)
+    from .sac_reference import ReferenceSAC
+
+    return ReferenceSAC(obs_dim, act_dim, cfg, total_actor_updates, device)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .backprop import LOG_STD_MAX, LOG_STD_MIN, fused_backward, fused_forward, squashed_log_prob
+from .backprop import LOG_STD_MAX, LOG_STD_MIN, squashed_log_prob
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
@@ -46,27 +46,6 @@ class TanhGaussianActor(nn.Module):
         return logp - torch.log1p(-a.pow(2) + 1e-6).sum(-1)
 
 
-class _FusedMLPFunction(torch.autograd.Function):
-    """The fused critics under autograd, with the hand-written passes of agents/backprop.py; the
-    backward skips what is not asked for (the weight gradients in the actor's loss)."""
-
-    @staticmethod
-    def forward(ctx, x, *params):
-        L = len(params) // 2
-        hs, out = fused_forward(x, list(params[:L]), list(params[L:]))
-        ctx.save_for_backward(*params[:L], *hs)
-        return out
-
-    @staticmethod
-    def backward(ctx, dy):
-        saved = ctx.saved_tensors
-        L = len(saved) // 2
-        need = ctx.needs_input_grad
-        gws, gbs, dx = fused_backward(list(saved[L:]), list(saved[:L]), dy, need_params=any(need[1:]),
-                                      need_x=need[0])
-        return (dx, *gws, *gbs)
-
-
 class FusedCritics(nn.Module):
     """n Q-networks as one network of (n, in, out) weights: one batched matmul per layer for all."""
 
@@ -84,11 +63,3 @@ class FusedCritics(nn.Module):
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(bias))
         self.n = n
-
-    def forward(self, obs: torch.Tensor, act: torch.Tensor, frozen: bool = False) -> torch.Tensor:
-        """-> (n, B) Q-values. frozen: no gradients for the critics' own parameters (the actor's loss)."""
-        x = torch.cat([obs, act], -1)
-        params = [*self.weights, *self.biases]
-        if frozen:
-            params = [p.detach() for p in params]
-        return _FusedMLPFunction.apply(x, *params).squeeze(-1)

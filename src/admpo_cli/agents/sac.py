@@ -9,12 +9,14 @@ import math
 import torch
 
 from ..config import AgentConfig
-from .adam import LeanAdam
+from ..optim import LeanAdam
 from .backprop import ActorSample, fused_backward, fused_forward
 from .nets import FusedCritics, TanhGaussianActor
 
 
 class SAC:
+    backend = "fast"
+
     def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig, device: torch.device,
                  total_actor_updates: int | None = None):
         self.cfg = cfg

@@ -45,9 +45,12 @@ class Actor(nn.Module):
         super().__init__()
         self.net = _mlp(obs_dim, hidden, 2 * act_dim)
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A sampled action a = tanh(u), u ~ N(mu, std), and log pi(a | obs)."""
+    def forward(self, obs: torch.Tensor, deterministic: bool = False, with_logp: bool = True):
+        """A sampled action a = tanh(u), u ~ N(mu, std), and log pi(a | obs) (None if not asked for);
+        deterministic: tanh(mu)."""
         mu, log_std = self.net(obs).chunk(2, -1)
+        if deterministic:
+            return torch.tanh(mu), None
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         std = log_std.exp()
         u = mu + std * torch.randn_like(mu)  # reparameterisation trick
@@ -58,19 +61,33 @@ class Actor(nn.Module):
 
 
 class ReferenceSAC:
-    def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig, total_actor_updates: int | None = None):
+    backend = "reference"
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig, total_actor_updates: int | None = None,
+                 device: torch.device | str = "cpu"):
         self.cfg = cfg
-        self.actor = Actor(obs_dim, act_dim, cfg.hidden)
-        self.qf1, self.qf2 = QNetwork(obs_dim, act_dim, cfg.hidden), QNetwork(obs_dim, act_dim, cfg.hidden)
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden).to(device)
+        self.qf1 = QNetwork(obs_dim, act_dim, cfg.hidden).to(device)
+        self.qf2 = QNetwork(obs_dim, act_dim, cfg.hidden).to(device)
         self.qf1_target, self.qf2_target = copy.deepcopy(self.qf1), copy.deepcopy(self.qf2)
         self.q_optimizer = torch.optim.Adam([*self.qf1.parameters(), *self.qf2.parameters()], lr=cfg.critic_lr)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.scheduler = None
         if cfg.actor_lr_schedule == "cosine" and total_actor_updates:
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optimizer, total_actor_updates)
-        self.log_alpha = torch.tensor(math.log(cfg.alpha), requires_grad=True)
+        self.log_alpha = torch.tensor(math.log(cfg.alpha), device=device, requires_grad=True)
         self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
+        self.updates = 0
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        return self.actor(obs, deterministic=deterministic, with_logp=False)[0]
 
     def update(self, obs, act, rew, next_obs, done, update_actor: bool = True) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -108,4 +125,22 @@ class ReferenceSAC:
             for net, target in ((self.qf1, self.qf1_target), (self.qf2, self.qf2_target)):
                 for p, tp in zip(net.parameters(), target.parameters(), strict=True):
                     tp.mul_(1.0 - cfg.tau).add_(p, alpha=cfg.tau)
+        self.updates += 1
         return out
+
+    def state_dict(self) -> dict:
+        nets = ("actor", "qf1", "qf2", "qf1_target", "qf2_target")
+        opts = ("q_optimizer", "actor_optimizer", "a_optimizer")
+        sd = {n: getattr(self, n).state_dict() for n in nets + opts}
+        sd.update(log_alpha=self.log_alpha.detach().clone(), updates=self.updates,
+                  scheduler=self.scheduler.state_dict() if self.scheduler is not None else {})
+        return sd
+
+    def load_state_dict(self, sd: dict) -> None:
+        for n in ("actor", "qf1", "qf2", "qf1_target", "qf2_target", "q_optimizer", "actor_optimizer", "a_optimizer"):
+            getattr(self, n).load_state_dict(sd[n])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(sd["scheduler"])
+        with torch.no_grad():
+            self.log_alpha.copy_(sd["log_alpha"])
+        self.updates = int(sd["updates"])

@@ -79,11 +79,3 @@ def make_env(spec: EnvSpec, max_episode_steps: int = 1000, **extra: Any) -> gym.
         # v4 is chosen on purpose (same dynamics as the data); its "out of date" notice is noise.
         warnings.simplefilter("ignore", DeprecationWarning)
         return gym.make(spec.gym_id, max_episode_steps=max_episode_steps, **spec.kwargs, **extra)
-
-
-def make_vector_env(spec: EnvSpec, n: int, max_episode_steps: int = 1000) -> gym.vector.VectorEnv:
-    # SyncVectorEnv: batching policy calls is what helps here; AsyncVectorEnv is slower on 2 cores.
-    return gym.vector.SyncVectorEnv(
-        [lambda: make_env(spec, max_episode_steps) for _ in range(n)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )

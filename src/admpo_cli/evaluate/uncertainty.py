@@ -14,7 +14,7 @@ from ..envs.termination import termination_fn
 from ..models.base import DynamicsModel
 from ..models.rollout import rollout
 
-QUANTIFIERS = {"adm": ("code", "paper"), "ensemble": ("max_aleatoric", "ensemble_std"),
+QUANTIFIERS = {"adm": ("authors", "paper"), "ensemble": ("max_aleatoric", "ensemble_std"),
                "bootrnn": ("max_aleatoric",)}
 
 

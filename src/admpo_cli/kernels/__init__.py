@@ -13,11 +13,12 @@ import hashlib
 import os
 import platform
 import shutil
-import sys
 from functools import cache
 from pathlib import Path
 
 import torch
+
+from ..events import log
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
@@ -54,7 +55,7 @@ def _load():
     if not enabled():
         return None
     if shutil.which(os.environ.get("CXX", "c++")) is None:
-        print("admpo: no C++ compiler found; using the slower pure-PyTorch CPU path", file=sys.stderr)
+        log.warning("no C++ compiler found; using the slower pure-PyTorch CPU path")
         return None
     from torch.utils import cpp_extension
 
@@ -64,13 +65,13 @@ def _load():
     except Exception:
         built = False
     if not built:
-        print("admpo: compiling the fused CPU kernels (once per machine and torch version, ~10 s)", file=sys.stderr)
+        log.warning("compiling the fused CPU kernels (once per machine, CPU and torch version, ~10 s)")
     try:
         cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS, is_python_module=False,
                            verbose=False)
     except Exception as e:  # a failed build must not stop training: the PyTorch path computes the same
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"admpo: building the CPU kernels failed ({first}); using the pure-PyTorch path", file=sys.stderr)
+        log.warning(f"building the CPU kernels failed ({first}); using the pure-PyTorch path")
         return None
     return torch.ops.admpo_cpu
 

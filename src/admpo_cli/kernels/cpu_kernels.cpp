@@ -6,7 +6,7 @@
 // does one pass per cell step, block row or layer; matrix products still go to ATen (MKL / oneDNN).
 //
 // Built on first use by admpo_cli.kernels (torch.utils.cpp_extension, -O3 -march=native); without a
-// compiler the PyTorch path in models/gru.py, models/common.py and models/ensemble.py runs instead, and
+// compiler the PyTorch path in models/gru.py, models/head.py, models/nll.py and models/ensemble.py runs instead, and
 // tests/test_kernels.py checks both against autograd and each other.
 
 #include <ATen/ATen.h>
@@ -44,7 +44,7 @@ ALWAYS_INLINE float fast_exp(float x) {
   return e * scale;
 }
 
-// lowbias32, as models.common._mix32: the dropout masks are a hash of (block key, entry index), so the
+// lowbias32, as models.head._mix32: the dropout masks are a hash of (block key, entry index), so the
 // backward recomputes them instead of reading a stored mask
 ALWAYS_INLINE uint32_t mix32(uint32_t x) {
   x ^= x >> 16;
@@ -230,7 +230,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tens
 // Residual block after its matrix product: y = LayerNorm(x + mask * silu(u + bias)), row-wise over
 // (R, W); u = x W^T without the bias, which is added here (and again in the backward: writing u + bias
 // back would cost a pass over memory that re-adding a row of W floats does not).
-// The mask is models.common.dropout_mask(key, (R, W), p) computed on the fly; p = 0: no dropout.
+// The mask is models.head.dropout_mask(key, (R, W), p) computed on the fly; p = 0: no dropout.
 // Returns y and the mean and rstd of each row.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_forward(
     const at::Tensor& x, const at::Tensor& u, const at::Tensor& bias, const at::Tensor& gamma,
@@ -462,8 +462,8 @@ void clamped_nll_rows(const float* __restrict O, const float* __restrict LO, con
 }
 
 // scale * mean((mu - y)^2 exp(-lv) + lv) over the rows with weight 1 (weight: (R,) of 0/1, or none), where
-// out (R, 2D) = [mu | raw] and lv = soft_clamp(raw, lo, hi) (models.common.soft_clamp). Returns the loss
-// (a 0-dim tensor), its gradient for out (R, 2D) and for [lo; hi] (2, D): models.common._ClampedGaussianNLL.
+// out (R, 2D) = [mu | raw] and lv = soft_clamp(raw, lo, hi) (models.nll.soft_clamp). Returns the loss
+// (a 0-dim tensor), its gradient for out (R, 2D) and for [lo; hi] (2, D): models.nll._ClampedGaussianNLL.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> clamped_nll(const at::Tensor& out, const at::Tensor& lo,
                                                            const at::Tensor& hi, const at::Tensor& target,
                                                            const c10::optional<at::Tensor>& weight, double scale) {

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import GaussianHead, Normalizer
 from .gru import gru_forward
+from .head import GaussianHead
+from .normalizer import Normalizer
 
 
 class DynamicsModel(nn.Module):

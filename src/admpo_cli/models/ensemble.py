@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..agents.adam import LeanAdam
 from ..kernels import use_for
+from ..optim import LeanAdam
 from .base import DynamicsModel, Stepper
-from .common import BOUND_PENALTY, bound_penalty, clamped_gaussian_nll, clamped_nll_grads, soft_clamp
+from .nll import BOUND_PENALTY, bound_penalty, clamped_gaussian_nll, clamped_nll_grads, soft_clamp
 
 _silu_backward = torch.ops.aten.silu_backward
 

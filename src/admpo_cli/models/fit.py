@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..agents.adam import LeanAdam
 from ..config import ModelConfig
 from ..data.dataset import Transitions, WindowSampler, holdout_mask
 from ..errors import DivergenceError, UserError
+from ..optim import LeanAdam
 from ..rundir import append_csv
 from ..runtime import bf16_matmuls, bf16_matmuls_usable
 from .base import DynamicsModel

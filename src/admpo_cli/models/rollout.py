@@ -58,7 +58,7 @@ def rollout(
     obs: torch.Tensor,
     horizon: int,
     termination: Callable[[torch.Tensor], torch.Tensor],
-    uncertainty: str = "code",
+    uncertainty: str = "authors",
     beta: float = 0.0,
     k_mode: str = "batch",
     chunk_size: int = 10000,

@@ -18,7 +18,7 @@ def adm_paper(mean: torch.Tensor, var: torch.Tensor, obs_dim: int) -> torch.Tens
     return mix.abs().sum(-1)
 
 
-def adm_code(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
+def adm_authors(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
     """Authors' code: sqrt(mean over state dims of the variance over k of the predicted next states)."""
     return mean[..., :obs_dim].var(1, unbiased=False).mean(-1).sqrt()
 
@@ -31,14 +31,14 @@ def max_aleatoric(var: torch.Tensor, obs_dim: int | None = None) -> torch.Tensor
 
 def ensemble_std(mean: torch.Tensor, obs_dim: int) -> torch.Tensor:
     """Spread of the members' means: sqrt(mean over state dims of the variance over members)."""
-    return adm_code(mean, obs_dim)
+    return adm_authors(mean, obs_dim)
 
 
 def quantify(name: str, mean: torch.Tensor, var: torch.Tensor, obs_dim: int) -> torch.Tensor:
     if name == "paper":
         return adm_paper(mean, var, obs_dim)
-    if name == "code":
-        return adm_code(mean, obs_dim)
+    if name == "authors":
+        return adm_authors(mean, obs_dim)
     if name == "max_aleatoric":
         return max_aleatoric(var)
     if name == "ensemble_std":

@@ -1,4 +1,9 @@
-"""Pieces shared by the dynamics models: normalisation, the residual head, bounded log-variance, NLL."""
+"""The residual Gaussian head of ADM and the bootstrapping RNN (authors' architecture): residual blocks
+Linear -> Swish -> Dropout -> +x -> LayerNorm, then mean and bounded log-variance of (delta state, reward).
+
+Dropout masks are a counter hash (lowbias32 of the entry index XOR a per-block key) so that the fused
+CPU kernels can recompute a mask in the backward instead of storing it, and both paths drop the same units.
+"""
 
 from __future__ import annotations
 
@@ -11,44 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import use_for
-
-
-def soft_clamp(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Bound x between learned lo/hi while keeping gradients (authors' code, from PETS)."""
-    x = hi - F.softplus(hi - x)
-    return lo + F.softplus(x - lo)
-
-
-BOUND_PENALTY = 0.01  # authors' code; the gradient of bound_penalty is +this per upper, -this per lower bound
-
-
-def bound_penalty(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """Keeps the learned log-variance bounds tight (authors' code: 0.01 sum(max) - 0.01 sum(min))."""
-    return BOUND_PENALTY * hi.sum() - BOUND_PENALTY * lo.sum()
-
-
-class Normalizer(nn.Module):
-    """Data mean/std of states and actions, stored with the weights."""
-
-    def __init__(self, obs_dim: int, act_dim: int):
-        super().__init__()
-        self.register_buffer("obs_mean", torch.zeros(obs_dim))
-        self.register_buffer("obs_std", torch.ones(obs_dim))
-        self.register_buffer("act_mean", torch.zeros(act_dim))
-        self.register_buffer("act_std", torch.ones(act_dim))
-
-    def fit(self, obs: torch.Tensor, act: torch.Tensor) -> None:
-        self.obs_mean.copy_(obs.mean(0))
-        self.obs_std.copy_(obs.std(0).clamp_min(1e-6))
-        self.act_mean.copy_(act.mean(0))
-        self.act_std.copy_(act.std(0).clamp_min(1e-6))
-
-    def obs(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.obs_mean) / self.obs_std
-
-    def act(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.act_mean) / self.act_std
-
+from .nll import bound_penalty, clamped_gaussian_nll, soft_clamp
 
 _U32 = 0xFFFFFFFF
 _GOLDEN = 0x9E3779B9
@@ -192,76 +160,3 @@ class GaussianHead(nn.Module):
 
     def bound_penalty(self) -> torch.Tensor:
         return bound_penalty(self.min_logvar, self.max_logvar)
-
-
-def clamped_nll_grads(out: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, target: torch.Tensor,
-                      mask: torch.Tensor | None = None, scale: float = 1.0):
-    """scale * gaussian_nll(mu, soft_clamp(raw, lo, hi), target, mask) from a network's raw output
-    (mask: 0/1 or any non-negative row weights w; the loss is sum(w * per-row mean) / sum(w))
-    out = [mu | raw], and its gradients for out, lo and hi, written out (autograd's version is ~40 small
-    ops over the same tensors; on the CPU it is one fused pass): with lv the clamped log-variance and
-    e = (mu - y)^2 exp(-lv), dL/dmu = 2 c (mu - y) exp(-lv) and dL/dlv = c (1 - e), c = scale / entries,
-    chained through the two softplus bounds. -> loss, d out, d lo, d hi."""
-    D = target.shape[-1]
-    w = None if mask is None else mask.to(out.dtype)
-    ops = use_for(out, target)
-    if ops is not None:
-        loss, g_out, g_lohi = ops.clamped_nll(out.reshape(-1, 2 * D).contiguous(), lo, hi,
-                                              target.reshape(-1, D).contiguous(),
-                                              None if w is None else w.reshape(-1).contiguous(), scale)
-        return loss, g_out.view(out.shape), g_lohi[0], g_lohi[1]
-    mu, raw = out[..., :D], out[..., D:]
-    a = hi - raw
-    b = hi - F.softplus(a) - lo
-    lv = F.softplus(b).add_(lo)
-    inv_var = torch.exp(-lv)
-    err = mu - target
-    e = err.square().mul_(inv_var)
-    per = e + lv
-    if w is None:
-        c0 = c = scale / per.numel()
-    else:  # c0 stays a tensor: no device-to-host copy in the training step
-        w = w.unsqueeze(-1)
-        per.mul_(w)
-        c0 = scale / (w.sum().clamp_min(1.0) * D)
-        c = c0 * w  # per entry: 0 where masked
-    loss = per.sum() * c0
-    d_lv = e.neg_().add_(1.0).mul_(c)
-    d_l1 = d_lv * torch.sigmoid(b)
-    s_a = torch.sigmoid(a)
-    g_out = torch.cat([err.mul_(inv_var).mul_(2.0 * c), d_l1 * s_a], -1)
-    dims = tuple(range(target.dim() - 1))
-    g_lo = (d_lv - d_l1).sum(dims)
-    g_hi = d_l1.mul_(s_a.neg_().add_(1.0)).sum(dims)
-    return loss, g_out, g_lo, g_hi
-
-
-class _ClampedGaussianNLL(torch.autograd.Function):
-    """clamped_nll_grads under autograd: the gradients come from the forward."""
-
-    @staticmethod
-    def forward(ctx, out, lo, hi, target, mask, scale: float):
-        loss, *grads = clamped_nll_grads(out, lo, hi, target, mask, scale)
-        ctx.save_for_backward(*grads)
-        return loss
-
-    @staticmethod
-    def backward(ctx, g):
-        g_out, g_lo, g_hi = ctx.saved_tensors
-        return g_out * g, g_lo * g, g_hi * g, None, None, None
-
-
-def clamped_gaussian_nll(out: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, target: torch.Tensor,
-                         mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
-    """scale * gaussian_nll(mean, soft_clamp(raw log-variance, lo, hi), target, mask), out = [mean | raw]."""
-    return _ClampedGaussianNLL.apply(out, lo, hi, target, mask, scale)
-
-
-def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
-    """mean((mu - y)^2 exp(-logvar)) + mean(logvar) over valid entries (authors' loss, Eq. 2 up to consts)."""
-    per = (mean - target).pow(2) * torch.exp(-logvar) + logvar
-    if mask is None:
-        return per.mean()
-    w = mask.to(per.dtype).unsqueeze(-1)
-    return (per * w).sum() / (w.sum() * per.shape[-1]).clamp_min(1.0)

@@ -1,4 +1,6 @@
-"""`admpo collect`: random, checkpoint or freshly trained (--quality) policies -> D4RL/NeoRL files."""
+"""`admpo collect`: random, checkpoint or freshly trained (--quality) policies -> D4RL/NeoRL files.
+
+A stage, because --quality first trains a policy online (algos.online_sac)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..algos.online_sac import train_sac_online
+from ..algos.policy_files import load_policy
 from ..config import AgentConfig
+from ..data.collect import collect, write_dataset
+from ..data.dataset import Transitions
+from ..data.scores import D4RL_REF
 from ..envs.registry import get_spec
 from ..errors import UserError
+from ..events import SILENT, Progress
 from ..runtime import pick_device, seed_everything
-from ..ui import progress
-from .collect import collect, write_dataset
-from .dataset import Transitions
-from .scores import D4RL_REF
 
 # Target returns of --quality, as fractions of the D4RL expert reference (NeoRL's documented levels
 # are ~25/50/75 % of SAC's best; D4RL's "medium" policies score about a third of expert).
@@ -34,7 +38,8 @@ def _actor_policy(actor, device, noise: bool, rng: np.random.Generator):
 
 
 def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: bool, quality: str | None,
-                target_return: float | None, train_steps: int, seed: int, device: str) -> dict:
+                target_return: float | None, train_steps: int, seed: int, device: str,
+                progress: Progress = SILENT) -> dict:
     layout = "neorl" if fmt == "neorl" else "d4rl"
     spec = get_spec(env, layout)
     dev = pick_device(device)
@@ -47,18 +52,15 @@ def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: b
     if quality is not None:
         if quality not in QUALITY_FRACTION:
             raise UserError(f"--quality: expected one of {', '.join(QUALITY_FRACTION)}, got {quality!r}")
-        from ..algos.online_sac import train_sac_online
-
         if target_return is None:
             ref = D4RL_REF.get(env)
             if ref is None:
                 raise UserError(f"--quality for {env}: give --target-return (no reference return known)")
             target_return = ref.random + QUALITY_FRACTION[quality] * (ref.expert - ref.random)
-        with progress() as bar:
-            t = bar.add_task(f"SAC to return {target_return:.0f}", total=train_steps, info="")
+        with progress.task(f"SAC to return {target_return:.0f}", total=train_steps) as t:
 
             def on_progress(step, ret):
-                bar.update(t, completed=step, info="" if ret is None else f"return {ret:.0f}")
+                t.update(completed=step, info="" if ret is None else f"return {ret:.0f}")
 
             agent, buf, curve = train_sac_online(spec, AgentConfig(actor_lr=3e-4, auto_alpha=True,
                                                                    actor_lr_schedule="none"),
@@ -81,14 +83,11 @@ def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: b
             return info
         pol = _actor_policy(agent.actor, dev, noise, rng)
     elif policy != "random":
-        from ..algos.common import load_policy
-
         actor, payload = load_policy(Path(policy), spec.obs_dim)
         pol = _actor_policy(actor.to(dev), dev, noise, rng)
         info["policy_from"] = f"{policy} ({payload.get('algo')}, {payload.get('task')})"
-    with progress() as bar:
-        t = bar.add_task(f"collect {spec.gym_id}", total=steps, info="")
-        data, qpos, qvel = collect(spec, steps, pol, seed, progress=lambda n: bar.advance(t, n))
+    with progress.task(f"collect {spec.gym_id}", total=steps) as t:
+        data, qpos, qvel = collect(spec, steps, pol, seed, progress=lambda n: t.update(advance=n))
     write_dataset(out, data, fmt, qpos, qvel, {"policy": policy if quality is None else f"sac-{quality}",
                                                "env": spec.gym_id})
     rets = data.episode_returns()

@@ -1,0 +1,93 @@
+"""`admpo collect` and `admpo data info`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..ui import console
+from .app import app, data_app
+from .options import (
+    DeviceOpt,
+    RichProgress,
+    kv_table,
+    user_errors,
+)
+
+
+@app.command()
+@user_errors
+def collect(
+    env: Annotated[str, typer.Option(help="hopper | halfcheetah | walker2d | ant | humanoid.")] = "hopper",
+    out: Annotated[Path, typer.Option(help="Output file (.hdf5 for d4rl, .npz for neorl).")] = Path(
+        "data/hopper-random.hdf5"),
+    steps: Annotated[int, typer.Option(help="Transitions to collect.")] = 100_000,
+    policy: Annotated[str, typer.Option(help="random, or a policy checkpoint (an admpo SAC actor).")] = "random",
+    fmt: Annotated[str, typer.Option("--format", help="d4rl (HDF5) | neorl (npz, x position kept).")] = "d4rl",
+    noise: Annotated[bool, typer.Option(help="NeoRL-style actions: the policy mean 80 %, a sample 20 %.")] = False,
+    quality: Annotated[str | None, typer.Option(
+        help="Train SAC online first: medium | medium-replay | expert (target return below).")] = None,
+    target_return: Annotated[float | None, typer.Option(help="Return at which --quality stops training.")] = None,
+    train_steps: Annotated[int, typer.Option(help="Max env steps of SAC training for --quality.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    device: DeviceOpt = None,
+) -> None:
+    """Collect a D4RL- or NeoRL-style dataset in a gymnasium MuJoCo environment."""
+    from ..stages.collect import run_collect
+
+    if fmt not in ("d4rl", "neorl"):
+        raise UserError(f"--format: expected d4rl or neorl, got {fmt!r}")
+    info = run_collect(env, out, steps, policy, fmt, noise, quality, target_return, train_steps, seed,
+                       device or "auto", RichProgress())
+    console.print(kv_table(f"collected {out}", info.items()))
+
+
+@data_app.command("info")
+@user_errors
+def data_info(
+    path: Annotated[str, typer.Argument(help="Dataset file (D4RL .hdf5 or NeoRL .npz).")],
+    task: Annotated[str | None, typer.Option(help="Task (e.g. hopper-medium-v2, neorl-hopper-low) for scores.")] = None,
+    env: Annotated[str | None, typer.Option(help="Environment family, when --task does not say.")] = None,
+) -> None:
+    """Size, episodes, return statistics and normalised score of the behaviour data."""
+    import numpy as np
+
+    from ..data import d4rl, neorl
+    from ..data.dataset import validate
+    from ..data.scores import normalized_score, reference_for
+
+    p = Path(path)
+    data = neorl.load_neorl(neorl.find_file(path, 10**9)) if p.suffix == ".npz" else d4rl.load_d4rl(
+        d4rl.find_file(path))
+    data = validate(data, path)
+    task = task or ""
+    env = env or next((e for e in ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
+                       if e in (task or p.name).lower()), None)
+    if env is not None:
+        from ..envs.registry import get_spec, layout_for_task
+
+        layout = "neorl" if p.suffix == ".npz" or task.startswith("neorl-") else layout_for_task(task, env)
+        spec = get_spec(env, layout)
+        for what, have, want in (("observations", data.obs_dim, spec.obs_dim), ("actions", data.act_dim, spec.act_dim)):
+            if have != want:
+                raise UserError(f"{path}: {what} have {have} dims, {env} ({layout} layout) expects {want}; "
+                                "is --task/--env the dataset's task?")
+    rets = data.episode_returns()
+    rows = [("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim),
+            ("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),
+            ("timeouts", int(data.timeouts.sum()))]
+    if len(rets):
+        rows += [("return mean ± std", f"{rets.mean():.1f} ± {rets.std():.1f}"),
+                 ("return min / max", f"{rets.min():.1f} / {rets.max():.1f}")]
+        ref = reference_for(task, env) if env else None
+        if ref is not None:
+            rows.append(("normalised score", f"{normalized_score(float(np.mean(rets)), ref):.1f} ({ref.source})"))
+    console.print(kv_table(path, rows))
+
+
+# ---------------------------------------------------------------- models
+
+

@@ -1,0 +1,43 @@
+"""`admpo report`: tables and figures over runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..ui import console
+from .app import app
+from .options import (
+    user_errors,
+)
+
+
+@app.command()
+@user_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders searched for them.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("report"),
+    paper: Annotated[bool, typer.Option(help="Add the paper's published ADMPO-OFF scores, marked as such.")] = False,
+) -> None:
+    """Tables (Tables 1/2 layout) and figures over run directories, and one self-contained index.html."""
+    from ..report.build import build_report
+
+    res = build_report(runs, out, paper)
+    for title, df in (("normalised score: mean ± std (n seeds)", res["scores"]), ("raw return", res["returns"])):
+        table = Table(title=title)
+        table.add_column("task")
+        for c in df.columns:
+            table.add_column(str(c), justify="right")
+        for idx, row in df.iterrows():
+            table.add_row(str(idx), *[str(v) for v in row.tolist()])
+        console.print(table)
+    if len(res["pending"]):
+        console.print(f"[yellow]{len(res['pending'])} run(s) not finished, listed apart:[/yellow] "
+                      + ", ".join(res["pending"]["run"]))
+    console.print(f"{res['runs']} runs -> {res['out']}/index.html, summary.csv, summary.md, "
+                  f"{len(res['figures'])} figures")
+
+

@@ -1,0 +1,101 @@
+"""`admpo train-off`, `train-bc` and `resume`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..rundir import RunDir
+from ..ui import console
+from .app import app
+from .options import (
+    ConfigOpt,
+    DatasetOpt,
+    DeviceOpt,
+    PresetOpt,
+    RichProgress,
+    RunOpt,
+    SeedOpt,
+    SetOpt,
+    kv_table,
+    setup,
+    user_errors,
+)
+
+
+def _train(cfg, rd: RunDir, dev, force: bool = False) -> None:
+    from ..stages.train import train_stage
+
+    result = train_stage(cfg, rd, dev, force, RichProgress())
+    if result.already_finished:
+        console.print(f"{rd.path}: already finished (summary.json); pass --force to train again")
+    _print_summary(result.summary, rd)
+
+
+def _print_summary(summary: dict, rd: RunDir) -> None:
+    keys = ("label", "algo", "model", "uncertainty", "dropout_at_inference", "published_setting", "seed",
+            "evaluations", "final_score", "final_return", "best_score", "best_return", "gradient_steps")
+    rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys if k in summary]
+    ref = summary.get("reference")
+    if ref:
+        rows.append(("reference", f"{ref['random']:g} / {ref['expert']:g} ({ref['source']})"))
+    console.print(kv_table(f"{summary.get('algo')} on {summary.get('task')} -> {rd.path}", rows))
+
+
+@app.command("train-off")
+@user_errors
+def train_off(
+    preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
+    dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Dynamics model under ADMPO's settings: adm (ADMPO-OFF) | ensemble (an ablation).")] = None,
+    algo: Annotated[str | None, typer.Option(
+        "--algo", help="admpo | mopo (MOPO with its published settings) | bc.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
+) -> None:
+    """ADMPO-OFF (Algorithm 3): fit or reuse the model, then SAC on real + penalised imagined data.
+
+    --algo mopo runs MOPO as OfflineRL-Kit publishes it (per-task h and lambda, auto-alpha, its model
+    fitting); --model ensemble keeps ADMPO's settings and swaps the model: an ablation, labelled so."""
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
+                         {"model.kind": model, "train.algo": algo, "train.epochs": epochs},
+                         force=force, command="train-off")
+    _train(cfg, rd, dev, force)
+
+
+@app.command("train-bc")
+@user_errors
+def train_bc_cmd(
+    preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
+    dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+    steps: Annotated[int | None, typer.Option(help="Override train.bc_steps.")] = None,
+    force: Annotated[bool, typer.Option(help="Train again even if the run finished.")] = False,
+) -> None:
+    """Behaviour cloning baseline through the same data and evaluation path."""
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
+                         {"train.algo": "bc", "train.bc_steps": steps}, force=force, command="train-off")
+    _train(cfg, rd, dev, force)
+
+
+@app.command()
+@user_errors
+def resume(
+    run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/offline.pt.")],
+    device: DeviceOpt = None,
+) -> None:
+    """Continue an interrupted training run from its last checkpoint, with its own config."""
+    rd = RunDir.open(run)
+    if not rd.file("checkpoints", "offline.pt").exists() and rd.config().train.algo != "bc":
+        raise UserError(f"{run}: no checkpoint to resume (checkpoints/offline.pt); start it with `admpo train-off`")
+    cfg, rd, dev = setup(None, None, None, run, None, None, device)
+    _train(cfg, rd, dev)
+
+
+# ---------------------------------------------------------------- model measurements
+
+

@@ -1,0 +1,132 @@
+"""The model measurements: compounding error (Figure 2) and uncertainty vs true error (Figure 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..algorithms import dropout_at_inference, uncertainty_for
+from ..config import Config
+from ..events import SILENT, Progress
+from ..rundir import RunDir, atomic_write_json, atomic_write_text
+from .fit import dataset_for_run, require_fitted, require_model
+
+
+def _dropout(cfg: Config, kind: str) -> bool:
+    return dropout_at_inference(cfg.model.dropout_at_inference, kind, uncertainty_for(kind, cfg.rollout.uncertainty))
+
+
+def eval_compounding_stage(cfg: Config, run: RunDir, device: torch.device, kinds: list[str] | None = None,
+                           horizon: int = 100, n_starts: int = 256, progress: Progress = SILENT,
+                           overrides: list[str] | None = None):
+    """Compounding error vs horizon of each fitted model on held-out real trajectories (Figure 2)."""
+    with run.stage("eval-compounding", cfg, str(device), overrides):
+        return _compounding(cfg, run, device, kinds, horizon, n_starts, progress)
+
+
+def _compounding(cfg: Config, run: RunDir, device: torch.device, kinds: list[str] | None, horizon: int,
+                 n_starts: int, progress: Progress):
+    import pandas as pd
+
+    from ..evaluate.compounding import compounding_curves, pick_starts
+    from ..evaluate.plots import plot_compounding
+
+    kinds = require_fitted(run, kinds)
+    data = dataset_for_run(cfg, run, progress)
+    models = {k: require_model(run, k, cfg, data.obs_dim, data.act_dim)[0].to(device).eval() for k in kinds}
+    m = max(mdl.context for mdl in models.values())
+    starts = pick_starts(data, m, n_starts, cfg.run.seed, cfg.model.holdout_ratio, cfg.model.holdout_max)
+    variants = []
+    for k, mdl in models.items():
+        if k == "adm":
+            variants += [("adm (random k)", mdl, None), (f"adm (k={mdl.m})", mdl, mdl.m - 1), ("adm (k=1)", mdl, 0)]
+        else:
+            variants.append((k, mdl, None))
+    frames = []
+    with progress.task("compounding error", total=len(variants)) as bar:
+        for name, mdl, fixed in variants:
+            rows = compounding_curves(mdl, data, starts, horizon, device, fixed, seed=cfg.run.seed,
+                                      dropout_at_inference=_dropout(cfg, mdl.kind))
+            frames.append(pd.DataFrame(rows).assign(model=name))
+            bar.update(advance=1, info=name)
+    df = pd.concat(frames, ignore_index=True)[["model", "horizon", "mse_mean", "ci_low", "ci_high", "n",
+                                               "overflow_frac"]]
+    atomic_write_text(run.file("compounding.csv"), df.to_csv(index=False))
+    plot_compounding(df, run.file("compounding.png"), f"compounding error, {cfg.data.task}")
+    return df
+
+
+def eval_uncertainty_stage(cfg: Config, run: RunDir, device: torch.device, n_starts: int = 500,
+                           horizon: int | None = None, progress: Progress = SILENT,
+                           overrides: list[str] | None = None) -> dict[str, Any]:
+    """Uncertainty vs true model error from the simulator, for random, behaviour and learned policies
+    (Figure 4)."""
+    with run.stage("eval-uncertainty", cfg, str(device), overrides):
+        return _uncertainty(cfg, run, device, n_starts, horizon, progress)
+
+
+def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, horizon: int | None,
+                 progress: Progress) -> dict[str, Any]:
+    import pandas as pd
+
+    from ..agents.bc import BC
+    from ..algos.policy_files import load_policy, save_policy
+    from ..envs.oracle import SimulatorOracle
+    from ..envs.registry import spec_for
+    from ..evaluate.plots import plot_uncertainty
+    from ..evaluate.uncertainty import QUANTIFIERS, correlations, imagined_pairs, true_errors
+
+    kinds = require_fitted(run, None)
+    data = dataset_for_run(cfg, run, progress)
+    spec = spec_for(cfg.data)
+    oracle = SimulatorOracle(spec)
+    horizon = horizon or cfg.rollout.horizon
+    policies: dict[str, Any] = {}
+    gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
+    policies["random"] = lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1
+    bc_path = run.file("policy", "bc.pt")
+    if not bc_path.exists():
+        # The behaviour policy: BC fitted on the run's data, kept for later calls.
+        bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, 1e-3, device)
+        obs_t = torch.as_tensor(data.observations, device=device)
+        act_t = torch.as_tensor(data.actions, device=device)
+        with progress.task("fit behaviour policy (BC)", total=cfg.train.bc_steps) as bar:
+            for done in range(0, cfg.train.bc_steps, 100):
+                n = min(100, cfg.train.bc_steps - done)
+                bc.train_steps(obs_t, act_t, n, 256, gen)
+                bar.update(advance=n)
+        save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
+    bc_actor, _ = load_policy(bc_path, data.obs_dim)
+    bc_actor = bc_actor.to(device)
+    policies["behaviour"] = lambda o: bc_actor(o, with_logp=False)[0]
+    learned = run.file("policy", "actor.pt")
+    if learned.exists():
+        actor, payload = load_policy(learned, data.obs_dim)
+        if payload.get("algo") != "bc":
+            actor = actor.to(device)
+            policies["learned"] = lambda o: actor(o, with_logp=False)[0]
+    frames = []
+    with progress.task("uncertainty vs error", total=len(kinds) * len(policies)) as bar:
+        for kind in kinds:
+            model = require_model(run, kind, cfg, data.obs_dim, data.act_dim)[0].to(device).eval()
+            for name, pol in policies.items():
+                df, obs, act, pred = imagined_pairs(model, data, pol, spec, n_starts, horizon, cfg.run.seed, device,
+                                                    dropout_at_inference=_dropout(cfg, kind))
+                df["true_error"] = true_errors(oracle, obs, act, pred)
+                df.insert(0, "policy", name)
+                df.insert(0, "model", kind)
+                frames.append(df)
+                bar.update(advance=1, info=f"{kind}/{name}")
+    oracle.close()
+    df = pd.concat(frames, ignore_index=True)
+    atomic_write_text(run.file("uncertainty.csv"), df.to_csv(index=False))
+    corr = correlations(df)
+    result = {"task": cfg.data.task, "pairs": int(len(df)), "policies": list(policies), "horizon": horizon,
+              "true_error": "L2 distance of the predicted next state (mean of the sampled candidate) to the "
+                            "simulator's next state", "correlations": corr,
+              "dropout_at_inference": {k: _dropout(cfg, k) for k in kinds}}
+    atomic_write_json(run.file("uncertainty.json"), result)
+    plot_uncertainty(df, run.file("uncertainty.png"), f"uncertainty vs model error, {cfg.data.task}",
+                     {k: QUANTIFIERS[k][0] for k in kinds})
+    return result

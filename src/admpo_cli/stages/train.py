@@ -1,0 +1,59 @@
+"""The training stage of `admpo train-off`, `train-bc` and `resume`: the run's data and model in, one
+algorithm's loop, summary.json out. A finished run is not trained again unless forced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..algos.offline import Hooks, train_bc, train_offline
+from ..config import Config
+from ..events import SILENT, Progress, log
+from ..rundir import RunDir
+from .fit import dataset_for_run, model_for_training
+
+
+@dataclass
+class TrainResult:
+    summary: dict
+    # True when the run had already finished and nothing was trained
+    already_finished: bool = False
+    # the update a resumed run continued from (0: from the start)
+    resumed_from: int = 0
+
+
+def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = False,
+                progress: Progress = SILENT) -> TrainResult:
+    if run.file("summary.json").exists() and run.training_status() == "done" and not force:
+        return TrainResult(run.read_json("summary.json"), already_finished=True)
+    if force:
+        run.clear_training()
+    algo = cfg.train.algo
+    result = TrainResult({})
+    with run.stage(f"train-{algo}", cfg, str(device)):
+        data = dataset_for_run(cfg, run, progress)
+        model = None if algo == "bc" else model_for_training(cfg, run, device, cfg.model.kind, data, force,
+                                                             progress)[0]
+        with progress.task(f"{algo} {cfg.data.task}") as bar:
+
+            def on_start(step: int, total: int) -> None:
+                result.resumed_from = step
+                if step:
+                    log.info(f"resuming {run.path} from update {step}")
+                bar.update(total=total, completed=step)
+
+            def on_progress(step: int, row: dict) -> None:
+                info = f"epoch {row.get('epoch', '?')}  {row.get('updates_per_s', 0):.0f} upd/s"
+                if row.get("score_mean") not in (None, ""):
+                    info += f"  score {float(row['score_mean']):.1f}"
+                elif row.get("return_mean") not in (None, ""):
+                    info += f"  return {float(row['return_mean']):.1f}"
+                bar.update(completed=step, info=info)
+
+            hooks = Hooks(on_start, on_progress)
+            if algo == "bc":
+                result.summary = train_bc(cfg, run, device, data, hooks)
+            else:
+                result.summary = train_offline(cfg, run, device, data, model, hooks)
+    return result
