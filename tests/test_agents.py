@@ -109,15 +109,8 @@ def _reference_from(agent: SAC, total_actor_updates: int):
     from admpo_cli.agents.sac_reference import ReferenceSAC
 
     ref = ReferenceSAC(agent.obs_dim, agent.act_dim, agent.cfg, total_actor_updates)
-    ref.actor.load_state_dict(agent.actor.state_dict())
-    with torch.no_grad():
-        pairs = ((agent.critic, (ref.qf1, ref.qf2)), (agent.critic_target, (ref.qf1_target, ref.qf2_target)))
-        for fused, nets in pairs:
-            for i, q in enumerate(nets):
-                linears = [m for m in q.net if isinstance(m, torch.nn.Linear)]
-                for lin, w, b in zip(linears, fused.weights, fused.biases, strict=True):
-                    lin.weight.copy_(w[i].t())
-                    lin.bias.copy_(b[i, 0])
+    ref.start_from(agent.actor.state_dict(), agent.critic.weights, agent.critic.biases, agent.critic_target.weights,
+                   agent.critic_target.biases)
     return ref
 
 

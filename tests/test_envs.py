@@ -114,7 +114,7 @@ def test_termination_is_batched_over_leading_dims():
 @pytest.mark.parametrize("env,layout", [("hopper", "d4rl"), ("walker2d", "d4rl"), ("halfcheetah", "d4rl"),
                                         ("hopper", "neorl"), ("halfcheetah", "neorl")])
 def test_oracle_reproduces_real_transitions(env, layout):
-    from admpo_cli.data.collect import collect
+    from admpo_cli.data.simulate import collect
 
     spec = get_spec(env, layout)
     data, _, qvel = collect(spec, 300, None, seed=3)

@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from admpo_cli.cli import app
-from admpo_cli.data.collect import collect
 from admpo_cli.data.dataset import Transitions
+from admpo_cli.data.simulate import collect
 from admpo_cli.envs.oracle import SimulatorOracle
 from admpo_cli.envs.registry import get_spec
 from admpo_cli.evaluate.compounding import Starts, compounding_curves, per_horizon_error

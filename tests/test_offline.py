@@ -258,3 +258,27 @@ def test_members_early_stopping_keeps_each_members_best():
     with pytest.raises(UserError, match="early_stopping=members"):
         fit(ADM(4, 2, m=2, hidden=8, layers=1, head_blocks=1), data,
             ModelConfig(m=2, early_stopping="members", max_epochs=1, steps_per_epoch=1), CPU)
+
+
+def test_reference_sac_backend_runs_the_same_training(tmp_path, hopper_file):
+    """agent.backend=reference (nn.Linear + autograd) trains the same policy as the fast update."""
+    from admpo_cli.agents import agent_backend
+    from admpo_cli.config import AgentConfig
+
+    assert agent_backend(AgentConfig(), torch.device("cpu")) == "fast"
+    assert agent_backend(AgentConfig(), torch.device("cuda")) == "reference"  # until measured on a GPU
+    assert agent_backend(AgentConfig(backend="fast"), torch.device("cuda")) == "fast"
+    actors = {}
+    sets = [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl", "train.epochs=2"]
+    base = RunDir.create_or_open(tmp_path / "base", resolve("quickstart-hopper", None, sets))
+    fit_model_stage(base.config(), base, CPU)  # one model for both
+    for backend in ("fast", "reference"):
+        cfg = resolve("quickstart-hopper", None, [*sets, f"agent.backend={backend}"])
+        rd = RunDir.create_or_open(tmp_path / backend, cfg)
+        shutil.copytree(base.file("model"), rd.file("model"))
+        seed_everything(0)
+        summary = _train(cfg, rd)
+        assert summary["agent_backend"] == backend
+        actors[backend] = torch.load(rd.file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    for k, v in actors["fast"].items():
+        torch.testing.assert_close(actors["reference"][k], v, atol=1e-4, rtol=1e-3)

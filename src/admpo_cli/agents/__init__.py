@@ -17,11 +17,18 @@ def agent_backend(cfg: AgentConfig, device: torch.device) -> str:
 
 def make_agent(obs_dim: int, act_dim: int, cfg: AgentConfig, device: torch.device,
                total_actor_updates: int | None = None):
-    """SAC with the backend the config asks for; both have update/act/actor/alpha/state_dict."""
-    if agent_backend(cfg, device) == "fast":
-        from .sac import SAC
+    """SAC with the backend the config asks for; both have update/act/actor/alpha/state_dict. Both start
+    from the same weights for one seed (the fast agent's initialisation) and leave torch's random stream
+    where the fast agent leaves it, so a run differs between backends only by rounding."""
+    from .sac import SAC
 
-        return SAC(obs_dim, act_dim, cfg, device, total_actor_updates)
+    fast = SAC(obs_dim, act_dim, cfg, device, total_actor_updates)
+    if agent_backend(cfg, device) == "fast":
+        return fast
     from .sac_reference import ReferenceSAC
 
-    return ReferenceSAC(obs_dim, act_dim, cfg, total_actor_updates, device)
+    with torch.random.fork_rng(devices=[]):
+        ref = ReferenceSAC(obs_dim, act_dim, cfg, total_actor_updates, device)
+    ref.start_from(fast.actor.state_dict(), fast.critic.weights, fast.critic.biases, fast.critic_target.weights,
+                   fast.critic_target.biases)
+    return ref

@@ -81,6 +81,19 @@ class ReferenceSAC:
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
         self.updates = 0
 
+    @torch.no_grad()
+    def start_from(self, actor_state: dict, critic_w, critic_b, target_w, target_b) -> None:
+        """Take another agent's initial weights (the fast SAC's: an actor state_dict and critics as
+        (2, in, out) weights and (2, 1, out) biases), so that one seed starts both backends alike."""
+        self.actor.load_state_dict(actor_state)
+        for ws, bs, nets in ((critic_w, critic_b, (self.qf1, self.qf2)),
+                             (target_w, target_b, (self.qf1_target, self.qf2_target))):
+            for i, q in enumerate(nets):
+                linears = [m for m in q.net if isinstance(m, nn.Linear)]
+                for lin, w, b in zip(linears, ws, bs, strict=True):
+                    lin.weight.copy_(w[i].t())
+                    lin.bias.copy_(b[i, 0])
+
     @property
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.detach().exp()

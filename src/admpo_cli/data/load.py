@@ -8,9 +8,9 @@ from typing import Any
 from ..config import Config
 from ..envs.registry import spec_for
 from . import d4rl, neorl
-from .collect import collect, write_dataset
 from .dataset import Transitions, validate
 from .scores import Reference, reference_for
+from .simulate import collect, write_dataset
 
 
 def default_collect_path(cfg: Config) -> Path:

@@ -12,9 +12,9 @@ import torch
 from ..algos.online_sac import train_sac_online
 from ..algos.policy_files import load_policy
 from ..config import AgentConfig
-from ..data.collect import collect, write_dataset
 from ..data.dataset import Transitions
 from ..data.scores import D4RL_REF
+from ..data.simulate import collect, write_dataset
 from ..envs.registry import get_spec
 from ..errors import UserError
 from ..events import SILENT, Progress

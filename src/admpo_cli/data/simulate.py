@@ -1,4 +1,5 @@
-"""Collect D4RL- or NeoRL-style datasets in gymnasium MuJoCo environments."""
+"""Transitions from a gymnasium MuJoCo environment (random or a given policy), written in the D4RL or NeoRL
+layout with the simulator state (infos/qpos, infos/qvel). The `admpo collect` command is stages/collect.py."""
 
 from __future__ import annotations
 
