@@ -34,7 +34,7 @@ ALGORITHMS: dict[str, Algorithm] = {
     "mopo": Algorithm("mopo", "MOPO (published)", "offline", "train-off", "ensemble", "max_aleatoric"),
     "bc": Algorithm("bc", "BC", "offline", "train-off --algo bc", None, "none"),
     "sac": Algorithm("sac", "SAC", "online", "train-on --algo sac", None, "none"),
-    "mbpo": Algorithm("mbpo", "MBPO", "online", "train-on --algo mbpo", "ensemble", "none"),
+    "mbpo": Algorithm("mbpo", "MBPO (published)", "online", "train-on --algo mbpo", "ensemble", "none"),
 }
 
 # Default uncertainty of a model when an algorithm does not fix it.
@@ -56,20 +56,24 @@ def uncertainty_for(kind: str, configured: str) -> str:
 
 def dropout_at_inference(setting: str, kind: str, uncertainty: str) -> bool:
     """`auto` follows the authors' code, which never switches ADM to eval mode: with their uncertainty
-    formula (`authors`, with which Table 5's beta were tuned) the sampled next state and the m means carry
-    dropout noise. Everywhere else (Eq. 4, the baselines) predictions are made without dropout."""
+    formula (`authors`, with which Table 5's beta were tuned) and in their online runs (no penalty), the
+    sampled next state and the m means carry dropout noise. With Eq. 4 (`paper`) and for the baselines'
+    models, predictions are made without dropout."""
     if setting == "auto":
-        return kind == "adm" and uncertainty == "authors"
+        return kind == "adm" and uncertainty in ("authors", "none")
     return setting == "on"
 
 
-def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True) -> str:
+def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True,
+                  setting: str = "offline") -> str:
     """Report label: the algorithm, and an ablation named as one where the model or uncertainty is not
     the algorithm's own (e.g. ADMPO-OFF's settings with MOPO's ensemble); a baseline on a task its
     authors publish no setting for says so."""
     a = ALGORITHMS.get(algo)
     if a is None:
         return algo
+    if algo == "admpo" and setting == "online":
+        a = Algorithm("admpo", "ADMPO-ON", "online", "train-on", "adm", "none")
     if not published:
         return f"{a.label.replace(' (published)', '')} (no published setting for this task)"
     parts = []
@@ -134,20 +138,74 @@ def mopo_settings(task: str) -> dict[str, dict[str, Any]]:
     }
 
 
+# ---------------------------------------------------------------- MBPO and SAC as published (online)
+
+# mbrl-lib's MBPO overrides (`mbpo_hopper.yaml`, `mbpo_walker.yaml`): env steps, model lr / weight decay,
+# roll-out schedule [epoch a, epoch b, x, y] (1000 env steps an epoch), SAC actor lr, target entropy.
+MBPO_TASKS: dict[str, dict[str, Any]] = {
+    "hopper": {"steps": 125_000, "lr": 1e-3, "wd": 5e-5, "schedule": [1, 15, 20_000, 150_000], "actor_lr": 3e-5,
+               "target_entropy": -1.0},
+    "walker2d": {"steps": 300_000, "lr": 3e-4, "wd": 2e-5, "schedule": [1, 1, 20_000, 150_000], "actor_lr": 3e-4,
+                 "target_entropy": -3.0},
+}
+
+
+def mbpo_published(env: str) -> bool:
+    return env in MBPO_TASKS
+
+
+def mbpo_settings(env: str) -> dict[str, dict[str, Any]]:
+    """MBPO as mbrl-lib runs it: ensemble 7/5 with patience 10, 400 roll-outs per env step from a re-fit
+    every 250 env steps, UTD 20, a model buffer of one epoch (4 roll-outs), SAC with critic target updates
+    every 4. Envs without a published setting (Ant, Humanoid) take Hopper's and say so."""
+    p = MBPO_TASKS.get(env, MBPO_TASKS["hopper"])
+    return {
+        "model": {"kind": "ensemble", "ensemble_size": 7, "elites": 5, "lr": p["lr"],
+                  "ensemble_weight_decay": [p["wd"]], "patience": 10, "early_stopping": "mean"},
+        "rollout": {"batch_size": 400 * 250, "uncertainty": "none", "beta": 0.0},
+        "agent": {"actor_lr": p["actor_lr"], "critic_lr": 3e-4, "alpha_lr": 3e-4, "auto_alpha": True,
+                  "target_entropy": p["target_entropy"], "target_update_every": 4, "actor_update_every": 1,
+                  "actor_lr_schedule": "none"},
+        "train": {"total_steps": p["steps"], "utd": 20, "model_update_interval": 250, "model_retain_rollouts": 4,
+                  "rollout_schedule": p["schedule"], "warmup_steps": 5000},
+    }
+
+
+def sac_settings() -> dict[str, dict[str, Any]]:
+    """Model-free SAC as CleanRL's `sac_continuous_action.py` and the MBPO paper's SAC curves run it: UTD 1,
+    lr 3e-4, auto-alpha from alpha 1 with target entropy -|A|, 5000 random warm-up steps."""
+    return {
+        "agent": {"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4, "alpha": 1.0, "auto_alpha": True,
+                  "target_entropy": 0.0, "actor_update_every": 1, "target_update_every": 1,
+                  "actor_lr_schedule": "none", "batch_size": 256, "hidden": [256, 256]},
+        "train": {"utd": 1, "warmup_steps": 5000},
+        "rollout": {"uncertainty": "none", "beta": 0.0},
+    }
+
+
 # Algorithms whose runs take their authors' published settings over the preset.
-PUBLISHED = ("mopo",)
+PUBLISHED = ("mopo", "mbpo", "sac")
 
 # The training budget inside published settings; a preset with `budget: preset` (the quickstarts) keeps
 # its own values of these.
-BUDGET_KEYS = {"train": ("epochs", "steps_per_epoch", "rollout_freq"), "rollout": ("batch_size",),
-               "eval": ("episodes",)}
+BUDGET_KEYS = {"train": ("epochs", "steps_per_epoch", "rollout_freq", "total_steps", "warmup_steps",
+                         "model_update_interval", "rollout_schedule"),
+               "rollout": ("batch_size",), "eval": ("episodes",)}
 
 
 def published_settings(algo: str, task: str, setting: str) -> dict[str, dict[str, Any]]:
     """The settings a baseline's authors publish for a task (applied over an offline preset), or {}."""
     if algo == "mopo" and setting == "offline":
         return mopo_settings(task)
+    if algo == "mbpo" and setting == "online":
+        return mbpo_settings(env_of(task))
+    if algo == "sac" and setting == "online":
+        return sac_settings()
     return {}
+
+
+def env_of(task: str) -> str:
+    return next((e for e in ("halfcheetah", "hopper", "walker2d", "ant", "humanoid") if e in task), task)
 
 
 def check_command(command: str, algo: str, setting: str, preset: str) -> None:
@@ -162,3 +220,11 @@ def check_command(command: str, algo: str, setting: str, preset: str) -> None:
         if a.setting != "offline":
             raise UserError(f"train.algo={algo}: {a.label} is an online algorithm; run it with `admpo {a.command}`, "
                             "not train-off")
+    if command == "train-on":
+        if setting != "online":
+            raise UserError(f"preset {preset or '(config)'} is an offline task (a fixed dataset): run it with "
+                            f"`admpo train-off --preset {preset or '...'}`; train-on needs an online preset "
+                            "(e.g. hopper-online)")
+        if algo not in ("admpo", "mbpo", "sac"):
+            raise UserError(f"train.algo={algo}: {ALGORITHMS[algo].label} trains offline; run it with "
+                            f"`admpo {ALGORITHMS[algo].command}`")

@@ -138,6 +138,8 @@ class AgentConfig:
     # and autograd as agents/sac_reference.py: the readable version the tests hold the fast one equal to),
     # or auto: fast on the CPU, reference on CUDA until the fast path is measured correct and faster there.
     backend: Literal["auto", "fast", "reference"] = "auto"
+    # Polyak-average the target critics every N updates (mbrl-lib's MBPO: 4).
+    target_update_every: int = 1
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,9 @@ class TrainConfig:
     warmup_steps: int = 5000
     utd: int = 20
     model_update_interval: int = 250
+    # Each model fit: from_scratch (a fresh model, the authors' code) or warm_start (the last fit continued,
+    # its normaliser refitted to all data).
+    model_refit: Literal["from_scratch", "warm_start"] = "from_scratch"
     model_retain_rollouts: int = 4
     # Roll-out length schedule [x, y, a, b]: x -> y over env steps a -> b.
     rollout_schedule: tuple[float, ...] = (1, 15, 0, 50000)
@@ -458,7 +463,8 @@ def resolve(
                 mapping.setdefault(section, {}).update({k: v for k, v in values.items() if k not in keep})
             cfg = build(mapping)
     own = algorithms.default_model(algo)
-    if algo in algorithms.PUBLISHED and own and cfg.model.kind != own:
+    same_setting = algorithms.get(algo).setting == cfg.train.setting  # the published settings applied
+    if algo in algorithms.PUBLISHED and own and cfg.model.kind != own and same_setting:
         raise UserError(f"--model {cfg.model.kind}: {algorithms.get(algo).label} uses the {own} model; "
                         f"for ADMPO's settings with another model use --algo admpo --model {cfg.model.kind}")
     return cfg

@@ -84,8 +84,9 @@ class SAC:
             if cfg.auto_alpha:
                 # d/d log_alpha of -mean(log_alpha (logp + target entropy))
                 self.alpha_opt.step([out["entropy"] - self.target_entropy])
-        torch._foreach_lerp_(self._target_w + self._target_b, self._critic_w + self._critic_b, cfg.tau)
         self.updates += 1
+        if self.updates % cfg.target_update_every == 0:
+            torch._foreach_lerp_(self._target_w + self._target_b, self._critic_w + self._critic_b, cfg.tau)
         return out
 
     def state_dict(self) -> dict:

@@ -133,12 +133,13 @@ class ReferenceSAC:
                 self.a_optimizer.zero_grad()
                 alpha_loss.backward()
                 self.a_optimizer.step()
-        # targets: theta' <- tau theta + (1 - tau) theta'
-        with torch.no_grad():
-            for net, target in ((self.qf1, self.qf1_target), (self.qf2, self.qf2_target)):
-                for p, tp in zip(net.parameters(), target.parameters(), strict=True):
-                    tp.mul_(1.0 - cfg.tau).add_(p, alpha=cfg.tau)
+        # targets: theta' <- tau theta + (1 - tau) theta', every target_update_every updates
         self.updates += 1
+        if self.updates % cfg.target_update_every == 0:
+            with torch.no_grad():
+                for net, target in ((self.qf1, self.qf1_target), (self.qf2, self.qf2_target)):
+                    for p, tp in zip(net.parameters(), target.parameters(), strict=True):
+                        tp.mul_(1.0 - cfg.tau).add_(p, alpha=cfg.tau)
         return out
 
     def state_dict(self) -> dict:

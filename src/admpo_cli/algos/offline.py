@@ -4,7 +4,7 @@
 settings is the ensemble ablation. The loop is the same for all three:
 
     every rollout_freq updates:  rollout_model_and_fill_buffer   (Algorithm 3, lines 4-8)
-    every update:                sac_batch -> agent.update        (lines 9-10, real_ratio of real data)
+    every update:                buffers.sac_batch -> agent.update (lines 9-10, real_ratio of real data)
     every epoch:                 end_of_epoch (losses, divergence guard, evaluation, checkpoint)
 
 The stage (stages/train.py) hands in the dataset and the fitted model; this module never reads them.
@@ -32,7 +32,7 @@ from ..evaluate.policy import evaluate, score_row
 from ..models.base import DynamicsModel
 from ..models.rollout import cast_model, rollout
 from ..rundir import RunDir, append_csv, atomic_torch_save, torch_load, truncate_csv_after
-from .buffers import KEYS, RingBuffer, TransitionTable, table_of
+from .buffers import KEYS, RingBuffer, sac_batch, table_of
 from .policy_files import save_policy
 from .rng import rng_state, set_rng_state
 from .summary import read_rows, write_summary
@@ -96,18 +96,6 @@ def rollout_model_and_fill_buffer(model: DynamicsModel, agent, real: dict[str, t
     unc = float(out.unc.mean())
     return {"rollout_transitions": len(out), "rollout_tps": len(out) / max(dt, 1e-9), "uncertainty_mean": unc,
             "penalty_mean": unc * ro.beta, "rollout_reward_mean": float(out.raw_rew.mean())}
-
-
-def sac_batch(real_table: TransitionTable, model_buf: RingBuffer, batch_size: int, real_ratio: float,
-              gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """One SAC minibatch: real_ratio of it from the dataset, the rest from the model buffer (all real while
-    the buffer is empty)."""
-    n_real = int(round(batch_size * real_ratio)) if model_buf.size else batch_size
-    idx = torch.randint(real_table.table.shape[0], (n_real,), device=real_table.table.device, generator=gen)
-    rows = real_table.table[idx]
-    if model_buf.size and batch_size - n_real > 0:
-        rows = torch.cat([rows, model_buf.store.table[model_buf.sample_idx(batch_size - n_real, gen)]])
-    return real_table.split(rows)
 
 
 def save_checkpoint(path, config_fp: str, state: LoopState, agent, model_buf: RingBuffer, keep_buffer: bool,
@@ -185,7 +173,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, data: Transiti
                 with torch.no_grad():
                     state.last_rollout = rollout_model_and_fill_buffer(model, agent, real_table.data, starts,
                                                                        model_buf, ro, term, gen)
-            batch = sac_batch(real_table, model_buf, cfg.agent.batch_size, cfg.train.real_ratio, gen)
+            batch = sac_batch(real_table.table, model_buf, real_table, cfg.agent.batch_size, cfg.train.real_ratio, gen)
             out = agent.update(*(batch[k] for k in KEYS),
                                update_actor=(state.step % cfg.agent.actor_update_every == 0))
             for k in LOSSES:

@@ -1,4 +1,4 @@
-"""`admpo train-off`, `train-bc` and `resume`."""
+"""`admpo train-off`, `train-on`, `train-bc` and `resume`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _train(cfg, rd: RunDir, dev, force: bool = False) -> None:
 
 def _print_summary(summary: dict, rd: RunDir) -> None:
     keys = ("label", "algo", "model", "uncertainty", "dropout_at_inference", "published_setting", "seed",
-            "evaluations", "final_score", "final_return", "best_score", "best_return", "gradient_steps")
+            "evaluations", "env_steps", "final_score", "final_return", "best_score", "best_return", "gradient_steps")
     rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys if k in summary]
     ref = summary.get("reference")
     if ref:
@@ -68,6 +68,26 @@ def train_off(
     _train(cfg, rd, dev, force)
 
 
+@app.command("train-on")
+@user_errors
+def train_on(
+    preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
+    seed: SeedOpt = None, device: DeviceOpt = None,
+    algo: Annotated[str | None, typer.Option(
+        "--algo", help="admpo (ADMPO-ON) | mbpo (MBPO with mbrl-lib's settings) | sac (model-free).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override train.total_steps (env steps).")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
+) -> None:
+    """ADMPO-ON (Algorithm 2): act, re-fit ADM, roll out from real histories, SAC on real + imagined data.
+
+    --algo mbpo runs MBPO with its published settings (ensemble, mbrl-lib's schedule); --algo sac is
+    model-free SAC at UTD 1. Evaluations every eval.every env steps go to metrics.csv."""
+    cfg, rd, dev = setup(preset, config, set_, run, None, seed, device,
+                         {"train.algo": algo, "train.total_steps": steps}, force=force, command="train-on")
+    _train(cfg, rd, dev, force)
+
+
 @app.command("train-bc")
 @user_errors
 def train_bc_cmd(
@@ -85,13 +105,15 @@ def train_bc_cmd(
 @app.command()
 @user_errors
 def resume(
-    run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/offline.pt.")],
+    run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/offline.pt or online.pt.")],
     device: DeviceOpt = None,
 ) -> None:
     """Continue an interrupted training run from its last checkpoint, with its own config."""
     rd = RunDir.open(run)
-    if not rd.file("checkpoints", "offline.pt").exists() and rd.config().train.algo != "bc":
-        raise UserError(f"{run}: no checkpoint to resume (checkpoints/offline.pt); start it with `admpo train-off`")
+    has_ckpt = any(rd.file("checkpoints", f).exists() for f in ("offline.pt", "online.pt"))
+    if not has_ckpt and rd.config().train.algo != "bc":
+        raise UserError(f"{run}: no checkpoint to resume (checkpoints/offline.pt or online.pt); start it with "
+                        "`admpo train-off` or `admpo train-on`")
     cfg, rd, dev = setup(None, None, None, run, None, None, device)
     _train(cfg, rd, dev)
 

@@ -20,8 +20,10 @@ def evaluate(
     max_steps: int = 1000,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Returns of `episodes` episodes; env i is reset with seed + i."""
+    """Returns of `episodes` episodes; env i is reset with seed + i. Actions in [-1, 1] are scaled to the
+    env's range (Humanoid: +-0.4; 1 elsewhere)."""
     envs = [make_env(spec, max_steps) for _ in range(episodes)]
+    scale = envs[0].action_space.high.astype(np.float32)
     obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
     returns = np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
@@ -30,7 +32,7 @@ def evaluate(
         with torch.no_grad():
             a = act(torch.as_tensor(obs[idx], device=device)).cpu().numpy()
         for j, i in enumerate(idx):
-            o, r, term, trunc, _ = envs[i].step(a[j])
+            o, r, term, trunc, _ = envs[i].step(a[j] * scale)
             returns[i] += r
             obs[i] = o
             if term or trunc:

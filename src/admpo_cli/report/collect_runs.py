@@ -55,7 +55,8 @@ def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str) -> str:
     named as one where the model or uncertainty is not the algorithm's own."""
     s = summary or {}
     algo = s.get("algo") or algo_cfg
-    return variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"), s.get("published_setting", True))
+    return variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"), s.get("published_setting", True),
+                         s.get("setting", "offline"))
 
 
 def read_run(path: Path) -> RunRecord:

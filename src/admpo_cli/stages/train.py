@@ -1,5 +1,6 @@
-"""The training stage of `admpo train-off`, `train-bc` and `resume`: the run's data and model in, one
-algorithm's loop, summary.json out. A finished run is not trained again unless forced."""
+"""The training stage of `admpo train-off`, `train-bc`, `train-on` and `resume`: the run's data and model in
+(offline) or the environment (online), one algorithm's loop, summary.json out. A finished run is not
+trained again unless forced."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from ..algos.offline import Hooks, train_bc, train_offline
+from ..algos.online import train_online
 from ..config import Config
 from ..events import SILENT, Progress, log
 from ..rundir import RunDir
@@ -31,20 +33,25 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
         run.clear_training()
     algo = cfg.train.algo
     result = TrainResult({})
+    online = cfg.train.setting == "online"
     with run.stage(f"train-{algo}", cfg, str(device)):
-        data = dataset_for_run(cfg, run, progress)
-        model = None if algo == "bc" else model_for_training(cfg, run, device, cfg.model.kind, data, force,
-                                                             progress)[0]
-        with progress.task(f"{algo} {cfg.data.task}") as bar:
+        data = model = None
+        if not online:
+            data = dataset_for_run(cfg, run, progress)
+            if algo != "bc":
+                model = model_for_training(cfg, run, device, cfg.model.kind, data, force, progress)[0]
+        unit = "env steps" if online else "updates"
+        with progress.task(f"{algo} {cfg.data.task} ({unit})") as bar:
 
             def on_start(step: int, total: int) -> None:
                 result.resumed_from = step
                 if step:
-                    log.info(f"resuming {run.path} from update {step}")
+                    log.info(f"resuming {run.path} from {unit[:-1]} {step}")
                 bar.update(total=total, completed=step)
 
             def on_progress(step: int, row: dict) -> None:
-                info = f"epoch {row.get('epoch', '?')}  {row.get('updates_per_s', 0):.0f} upd/s"
+                info = f"epoch {row['epoch']}  " if "epoch" in row else ""
+                info += f"{row.get('updates_per_s', 0):.0f} upd/s"
                 if row.get("score_mean") not in (None, ""):
                     info += f"  score {float(row['score_mean']):.1f}"
                 elif row.get("return_mean") not in (None, ""):
@@ -52,7 +59,9 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
                 bar.update(completed=step, info=info)
 
             hooks = Hooks(on_start, on_progress)
-            if algo == "bc":
+            if online:
+                result.summary = train_online(cfg, run, device, hooks)
+            elif algo == "bc":
                 result.summary = train_bc(cfg, run, device, data, hooks)
             else:
                 result.summary = train_offline(cfg, run, device, data, model, hooks)

@@ -1,0 +1,120 @@
+"""ADMPO-ON, MBPO and SAC through `admpo train-on` (Algorithm 2): the loop, its resume, the presets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from admpo_cli.algos.offline import Hooks
+from admpo_cli.algos.online import rollout_length, train_online
+from admpo_cli.cli import app
+from admpo_cli.config import preset_paths, resolve
+from admpo_cli.rundir import RunDir
+from admpo_cli.runtime import seed_everything
+
+CPU = torch.device("cpu")
+TINY = ["model.hidden=16", "model.layers=1", "model.head_blocks=1", "model.max_epochs=2", "model.steps_per_epoch=5",
+        "model.ensemble_size=3", "model.elites=2", "model.ensemble_hidden=16", "model.ensemble_layers=2",
+        "rollout.batch_size=32", "agent.hidden=[32, 32]", "agent.batch_size=32", "train.total_steps=120",
+        "train.warmup_steps=40", "train.utd=2", "train.model_update_interval=40",
+        "train.rollout_schedule=[1, 3, 40, 120]",
+        "eval.episodes=2", "eval.every=40", "eval.max_episode_steps=50"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_rollout_length_schedule_is_table_4s_formula():
+    # min(max(x + (t - a) / (b - a) (y - x), x), y), as an integer
+    assert [rollout_length((1, 15, 0, 50_000), t) for t in (0, 25_000, 50_000, 90_000)] == [1, 8, 15, 15]
+    assert [rollout_length((1, 5, 10_000, 100_000), t) for t in (0, 10_000, 55_000, 100_000)] == [1, 1, 3, 5]
+    assert rollout_length((1, 1, 20_000, 150_000), 140_000) == 1
+
+
+@pytest.mark.parametrize("algo,label", [("admpo", "ADMPO-ON"), ("mbpo", "MBPO (published)"), ("sac", "SAC")])
+def test_three_algorithms_through_one_command(tmp_path, algo, label):
+    r = invoke("train-on", "--preset", "quickstart-hopper-online", "--algo", algo,
+               *[x for s in TINY for x in ("--set", s)])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path / "runs" / "quickstart-hopper-online").iterdir()
+    assert run.name.startswith(f"{algo}-s0")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["label"] == label and summary["env_steps"] == 120 and summary["setting"] == "online"
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("env_steps,updates,return_mean") and len(rows) == 1 + 3
+    assert summary["gradient_steps"] == (120 - 40 + 1) * 2  # UTD 2 (the --set wins over SAC's 1) after warm-up
+    if algo == "sac":
+        assert summary["model"] is None and "model_holdout_mse" in rows[0]
+    else:
+        assert float(rows[-1].split(",")[rows[0].split(",").index("model_buffer")]) > 0
+
+
+def test_published_online_settings():
+    mbpo = resolve("hopper-online", flags={"train.algo": "mbpo"})
+    assert mbpo.model.kind == "ensemble" and mbpo.train.total_steps == 125_000 and mbpo.model.lr == 1e-3
+    assert mbpo.train.rollout_schedule == (1, 15, 20_000, 150_000) and mbpo.agent.target_update_every == 4
+    assert mbpo.agent.actor_lr == 3e-5 and mbpo.rollout.batch_size == 100_000
+    sac = resolve("hopper-online", flags={"train.algo": "sac"})
+    assert sac.train.utd == 1 and sac.agent.actor_lr == 3e-4 and sac.agent.auto_alpha and sac.agent.target_entropy == 0
+    admpo = resolve("hopper-online")
+    assert admpo.train.utd == 20 and admpo.model.m == 5 and admpo.rollout.batch_size == 100_000
+    quick = resolve("quickstart-hopper-online", flags={"train.algo": "mbpo"})
+    assert quick.train.total_steps == 3000 and quick.model.kind == "ensemble"  # its own budget, MBPO's method
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--preset", "hopper-medium"], "`admpo train-off --preset hopper-medium`"),
+    (["--preset", "hopper-online", "--algo", "mopo"], "`admpo train-off`"),
+])
+def test_train_on_refuses_offline_work(tmp_path, args, needle):
+    r = invoke("train-on", *args)
+    assert r.exit_code == 2 and needle in r.output, r.output
+    assert not (tmp_path / "runs").exists()
+
+
+def _train(cfg, rd, stop_at=None):
+    def ctrl_c(step, row):
+        if stop_at is not None and step >= stop_at:
+            raise KeyboardInterrupt
+
+    return train_online(cfg, rd, CPU, Hooks(on_progress=ctrl_c))
+
+
+@pytest.mark.parametrize("algo", ["admpo", "sac"])
+def test_resume_equals_uninterrupted(tmp_path, algo):
+    """Interrupted mid-episode at an evaluation, resumed in a fresh process state: the same run."""
+    cfg = resolve("quickstart-hopper-online", None, [*TINY, f"train.algo={algo}"])
+    full = RunDir.create_or_open(tmp_path / "full", cfg)
+    seed_everything(0)
+    a = _train(cfg, full)
+    split = RunDir.create_or_open(tmp_path / "split", cfg)
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):
+        _train(cfg, split, stop_at=80)
+    ck = torch.load(split.file("checkpoints", "online.pt"), weights_only=True)
+    assert ck["state"]["env_steps"] == 80 and ck["env"]["elapsed"] > 0  # mid-episode
+    seed_everything(123)  # the checkpoint's random streams must win
+    b = _train(cfg, split)
+    strip = lambda p: [",".join(x.split(",")[:12]) for x in p.read_text().splitlines()]  # noqa: E731
+    assert strip(full.file("metrics.csv")) == strip(split.file("metrics.csv"))
+    pa = torch.load(full.file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    pb = torch.load(split.file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert a["final_return"] == b["final_return"]
+
+
+ONLINE = sorted(p for p in preset_paths() if p.endswith("online"))
+
+
+@pytest.mark.parametrize("name", ONLINE)
+def test_every_online_preset_resolves_and_starts(tmp_path, name):
+    cfg = resolve(name, None, [*TINY, "train.total_steps=60", "train.rollout_schedule=[1, 2, 40, 60]",
+                               "eval.every=60", "model.hidden=16"])
+    rd = RunDir.create_or_open(tmp_path / "r", cfg)
+    out = _train(cfg, rd)
+    assert out["env_steps"] == 60 and out["label"] == "ADMPO-ON"
+    assert torch.load(rd.file("checkpoints", "online.pt"), weights_only=True)["model"] is not None
