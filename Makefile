@@ -23,7 +23,8 @@ demo: install
 	$(BIN)/admpo fit-model --run $(RUN) --model bootrnn
 	$(BIN)/admpo eval-compounding --run $(RUN)
 	$(BIN)/admpo eval-uncertainty --run $(RUN)
-	$(BIN)/admpo report $(RUN) $(RUN)-mopo $(RUN)-ensemble-ablation $(RUN)-bc --out $(RUN)-report
+	$(BIN)/admpo train-on --preset quickstart-hopper-online --run $(RUN)-online
+	$(BIN)/admpo report $(RUN) $(RUN)-mopo $(RUN)-ensemble-ablation $(RUN)-bc $(RUN)-online --out $(RUN)-report
 
 test: install
 	$(BIN)/python -m pytest

@@ -43,6 +43,7 @@ from .summary import read_rows, write_summary
 
 CKPT = ("checkpoints", "online.pt")
 LOSSES = ("critic_loss", "actor_loss", "q_mean")
+PHASES = ("env", "fit", "rollout", "sac", "eval")
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
@@ -66,6 +67,8 @@ class OnlineState:
     last_rollout: dict = field(default_factory=dict)
     train_returns: list = field(default_factory=list)
     wall_s: float = 0.0
+    # seconds spent in each phase so far (metrics.csv has them; the benchmark reads them)
+    phase_s: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
 
 class RealData:
@@ -237,6 +240,14 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
         })
 
     try:
+        clock = time.perf_counter()
+
+        def lap(phase: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            state.phase_s[phase] += now - clock
+            clock = now
+
         while state.env_steps < total:
             # ---- act in the real environment (random during warm-up)
             obs = sim.obs
@@ -255,9 +266,11 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                 sim.reset(state.episode)
             step = state.env_steps
             learning = step >= t.warmup_steps
+            lap("env")
             # ---- Algorithm 2: refit the model and roll it out every model_update_interval env steps
             if model_based and learning and (step - t.warmup_steps) % t.model_update_interval == 0:
                 model, state.last_fit = fit_dynamics(cfg, model, real, device, cfg.run.seed + step)
+                lap("fit")
                 length = rollout_length(t.rollout_schedule, step)
                 model_buf = resize_model_buffer(model_buf, ro.batch_size * length * t.model_retain_rollouts,
                                                 spec.obs_dim, spec.act_dim, device)
@@ -269,6 +282,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                             RolloutSettings(length, ro.beta, ro.uncertainty, ro.k_mode, ro.chunk_size, ro.batch_size,
                                             ro.dropout), term, gen)
                     state.last_rollout["rollout_length"] = length
+                lap("rollout")
             # ---- G SAC updates per env step on real ∪ model data
             if learning:
                 for _ in range(t.utd):
@@ -281,6 +295,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                             state.acc[k] += out[k]
                     state.acc["n"] += 1
                     state.updates += 1
+                lap("sac")
             if step % cfg.eval.every and step != total:
                 continue
             # ---- evaluation, divergence guard, checkpoint
@@ -302,12 +317,15 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                    "model_fit_s": state.last_fit.get("model_fit_s", ""),
                    "rollout_length": state.last_rollout.get("rollout_length", ""),
                    "model_buffer": model_buf.size, "updates_per_s": ups,
+                   **{f"{k}_s": round(v, 3) for k, v in state.phase_s.items()},
                    "wall_s": round(wall0 + now - t_start, 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
             append_csv(metrics, row)
+            lap("eval")
             checkpoint()
             if hooks.on_progress:
                 hooks.on_progress(step, row)
             t_eval, updates_at = time.perf_counter(), state.updates
+            clock = t_eval
     except KeyboardInterrupt:
         checkpoint()
         raise

@@ -68,10 +68,10 @@ def plot_uncertainty(df: pd.DataFrame, path: Path, title: str, quantifier_of: di
     _save(fig, path)
 
 
-def plot_learning_curves(curves: dict[str, list[pd.DataFrame]], path: Path, title: str, x: str = "step") -> None:
-    """curves: label -> one metrics frame per seed; mean ± standard error over seeds."""
+def plot_learning_curves(curves: dict[str, list[pd.DataFrame]], path: Path, title: str, x: str = "step",
+                         ycol: str = "score_mean") -> None:
+    """curves: label -> one metrics frame per seed; mean ± standard error over seeds (the band)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ycol = "score_mean"
     for label, frames in curves.items():
         frames = [f for f in frames if ycol in f and f[ycol].notna().any()]
         if not frames:
@@ -82,8 +82,8 @@ def plot_learning_curves(curves: dict[str, list[pd.DataFrame]], path: Path, titl
         se = ys.std(0, ddof=1) / np.sqrt(len(frames)) if len(frames) > 1 else np.zeros_like(mean)
         line = ax.plot(steps, mean, label=f"{label} (n={len(frames)})")[0]
         ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.2)
-    ax.set_xlabel("gradient steps" if x == "step" else x)
-    ax.set_ylabel("normalised score")
+    ax.set_xlabel({"step": "gradient steps", "env_steps": "environment steps"}.get(x, x))
+    ax.set_ylabel({"score_mean": "normalised score", "return_mean": "return"}.get(ycol, ycol))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -45,7 +45,12 @@ def build_report(paths: list[Path], out: Path, paper: bool = False) -> dict:
             by_task.setdefault(r.task, {}).setdefault(r.variant, []).append(r.metrics)
     for task, curves in sorted(by_task.items()):
         p = out / f"curves-{task}.png"
-        plot_learning_curves(curves, p, f"{task}: normalised score (mean ± s.e. over seeds)")
+        online = any("env_steps" in f for frames in curves.values() for f in frames)
+        if online:  # Figure 3: return vs environment steps
+            plot_learning_curves(curves, p, f"{task}: return vs env steps (mean ± s.e. over seeds)", x="env_steps",
+                                 ycol="return_mean")
+        else:
+            plot_learning_curves(curves, p, f"{task}: normalised score (mean ± s.e. over seeds)")
         figures.append((f"Learning curves, {task}", p))
     for r in records:
         for kind in ("compounding", "uncertainty"):

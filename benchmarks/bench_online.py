@@ -1,0 +1,126 @@
+"""ADMPO-ON on the full `hopper-online` preset: where the time goes, and what the whole preset would take.
+
+1. A slice of the real preset (its warm-up, then `--slice` env steps of learning: model re-fits, roll-outs
+   of 100 000 start windows, UTD-20 SAC updates) with the loop's own phase timers; from the measured rates
+   it estimates the whole 50k-step preset on this machine (re-fits at a fixed step budget cost about the
+   same each time; roll-outs scale with the schedule's length; SAC updates and env steps are counted).
+2. `train.model_refit`: from_scratch (the authors) vs warm_start at equal time (the same gradient steps
+   per re-fit), on growing prefixes of one online run's data: the hold-out MSE after each re-fit.
+
+    python benchmarks/bench_online.py [--slice 500] [--refits 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from admpo_cli.algos.online import RealData, fit_dynamics, rollout_length, train_online
+from admpo_cli.algos.summary import read_rows
+from admpo_cli.config import resolve
+from admpo_cli.data.simulate import collect
+from admpo_cli.envs.registry import spec_for
+from admpo_cli.rundir import RunDir
+from admpo_cli.runtime import keep_heap_memory, seed_everything
+
+
+def phases(slice_steps: int, console: Console) -> None:
+    cfg = resolve("hopper-online")
+    full_total, warm = cfg.train.total_steps, cfg.train.warmup_steps
+    cfg = resolve("hopper-online", None, [f"train.total_steps={warm + slice_steps}", "eval.episodes=1",
+                                          f"eval.every={warm + slice_steps}"])
+    seed_everything(0)
+    with tempfile.TemporaryDirectory() as d:
+        rd = RunDir.create_or_open(Path(d) / "r", cfg)
+        t0 = time.perf_counter()
+        train_online(cfg, rd, torch.device("cpu"))
+        wall = time.perf_counter() - t0
+        row = read_rows(rd.file("metrics.csv"))[-1]
+    ph = {k: float(row[f"{k}_s"]) for k in ("env", "fit", "rollout", "sac")}
+    t = cfg.train
+    fits = (warm + slice_steps - warm) // t.model_update_interval + 1
+    # per-unit costs in the slice
+    env_rate = (warm + slice_steps) / ph["env"]
+    sac_rate = (slice_steps + 1) * t.utd / ph["sac"]
+    fit_s = ph["fit"] / fits
+    lengths_slice = [rollout_length(t.rollout_schedule, warm + i * t.model_update_interval) for i in range(fits)]
+    per_len_s = ph["rollout"] / sum(lengths_slice)  # seconds per unit of roll-out length (100k windows)
+    # the whole preset
+    full_fits = (full_total - warm) // t.model_update_interval + 1
+    full_lengths = sum(rollout_length(t.rollout_schedule, warm + i * t.model_update_interval) for i in range(full_fits))
+    est = {"env steps": full_total / env_rate, "model fitting": full_fits * fit_s,
+           "roll-outs": full_lengths * per_len_s, "SAC updates": (full_total - warm + 1) * t.utd / sac_rate}
+    total = sum(est.values())
+    table = Table(title=f"hopper-online: a slice of {slice_steps} learning env steps after the {warm}-step warm-up "
+                        f"({wall:.0f} s), and the whole {full_total}-step preset estimated")
+    for col in ("phase", "slice s", "rate in the slice", "whole preset (est.)", "share"):
+        table.add_column(col, justify="right")
+    rates = {"env steps": f"{env_rate:.0f} steps/s", "model fitting": f"{fit_s:.1f} s / re-fit ({fits} re-fits)",
+             "roll-outs": f"{per_len_s:.1f} s per unit length of 100k windows",
+             "SAC updates": f"{sac_rate:.0f} updates/s"}
+    slice_s = {"env steps": ph["env"], "model fitting": ph["fit"], "roll-outs": ph["rollout"], "SAC updates": ph["sac"]}
+    for k, v in est.items():
+        table.add_row(k, f"{slice_s[k]:.1f}", rates[k], f"{v / 3600:.2f} h", f"{100 * v / total:.0f} %")
+    table.add_row("total", f"{sum(slice_s.values()):.1f}", "", f"{total / 3600:.2f} h", "100 %")
+    console.print(table)
+
+
+def refits(n_refits: int, console: Console) -> None:
+    """from_scratch vs warm_start, the same gradient steps per re-fit, on growing prefixes of one dataset."""
+    base = resolve("hopper-online")
+    spec = spec_for(base.data)
+    data, _, _ = collect(spec, 2000 * n_refits, None, seed=0)
+    table = Table(title="model re-fits at equal time (hopper-online's ADM, 500 gradient steps each): hold-out MSE")
+    table.add_column("transitions", justify="right")
+    for mode in ("from_scratch", "warm_start"):
+        table.add_column(mode, justify="right")
+        table.add_column(f"{mode} s", justify="right")
+    results = {}
+    for mode in ("from_scratch", "warm_start"):
+        cfg = replace(base, train=replace(base.train, model_refit=mode))
+        seed_everything(0)
+        model, rows = None, []
+        for i in range(1, n_refits + 1):
+            real = RealData(len(data), spec.obs_dim, spec.act_dim, torch.device("cpu"))
+            n = 2000 * i
+            for j in range(n):
+                real.add(data.observations[j], data.actions[j], float(data.rewards[j]), data.next_observations[j],
+                         bool(data.terminals[j]), bool(data.timeouts[j]))
+            model, info = fit_dynamics(cfg, model, real, torch.device("cpu"), 0)
+            rows.append((n, info["model_holdout_mse"], info["model_fit_s"]))
+        results[mode] = rows
+    for i in range(n_refits):
+        n = results["from_scratch"][i][0]
+        table.add_row(str(n), *[x for mode in ("from_scratch", "warm_start")
+                                for x in (f"{results[mode][i][1]:.4f}", f"{results[mode][i][2]:.1f}")])
+    console.print(table)
+    last = {m: np.mean([r[1] for r in results[m][-3:]]) for m in results}
+    console.print(f"mean hold-out MSE of the last 3 re-fits: from_scratch {last['from_scratch']:.4f}, "
+                  f"warm_start {last['warm_start']:.4f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--slice", type=int, default=500, help="learning env steps timed after the warm-up")
+    ap.add_argument("--refits", type=int, default=5)
+    ap.add_argument("--skip", choices=["phases", "refits"], default=None)
+    a = ap.parse_args()
+    keep_heap_memory()
+    torch.set_num_threads(2)
+    console = Console()
+    if a.skip != "refits":
+        refits(a.refits, console)
+    if a.skip != "phases":
+        phases(a.slice, console)
+
+
+if __name__ == "__main__":
+    main()
