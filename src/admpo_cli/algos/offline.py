@@ -27,18 +27,18 @@ from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..data.scores import Reference, reference_for
 from ..envs.registry import EnvSpec, spec_for
 from ..envs.termination import termination_fn
-from ..errors import DivergenceError, UserError
+from ..errors import DivergenceError
 from ..evaluate.policy import evaluate, score_row
 from ..models.base import DynamicsModel
 from ..models.rollout import cast_model, rollout
-from ..rundir import RunDir, append_csv, atomic_torch_save, torch_load, truncate_csv_after
+from ..rundir import RunDir, append_csv, atomic_torch_save, truncate_csv_after
 from .buffers import KEYS, RingBuffer, sac_batch, table_of
+from .loop_guards import add_losses, ensure_finite, loss_sums, mean_losses, read_checkpoint
 from .policy_files import save_policy
 from .rng import rng_state, set_rng_state
 from .summary import read_rows, write_summary
 
 CKPT = ("checkpoints", "offline.pt")
-LOSSES = ("critic_loss", "actor_loss", "q_mean")
 
 
 @dataclass
@@ -55,7 +55,7 @@ class LoopState:
     """The counters a checkpoint keeps besides the agent, the model buffer and the random streams."""
 
     step: int = 0
-    acc: dict = field(default_factory=lambda: {**dict.fromkeys(LOSSES, 0.0), "n": 0})
+    acc: dict = field(default_factory=loss_sums)
     last_rollout: dict = field(default_factory=dict)
     wall_s: float = 0.0  # training seconds before this process (a resumed run)
 
@@ -109,10 +109,7 @@ def save_checkpoint(path, config_fp: str, state: LoopState, agent, model_buf: Ri
 
 def load_checkpoint(path, config_fp: str, agent, model_buf: RingBuffer, gen: torch.Generator) -> LoopState:
     """Restore a run that was interrupted; refuse one written with other settings."""
-    ck = torch_load(path)
-    if ck.get("fingerprint") != config_fp:
-        raise UserError(f"{path}: written with other settings (config fingerprint "
-                        f"{ck.get('fingerprint') or 'none'}, now {config_fp}); --force starts the run over")
+    ck = read_checkpoint(path, config_fp)
     agent.load_state_dict(ck["agent"])
     if ck.get("model_buffer"):
         model_buf.load_state_dict(ck["model_buffer"])
@@ -176,24 +173,19 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, data: Transiti
             batch = sac_batch(real_table.table, model_buf, real_table, cfg.agent.batch_size, cfg.train.real_ratio, gen)
             out = agent.update(*(batch[k] for k in KEYS),
                                update_actor=(state.step % cfg.agent.actor_update_every == 0))
-            for k in LOSSES:
-                if k in out:
-                    state.acc[k] += out[k]
-            state.acc["n"] += 1
+            add_losses(state.acc, out)
             state.step += 1
             if state.step % cfg.train.steps_per_epoch and state.step != total:
                 continue
             # ---- end of an epoch: losses, divergence guard, evaluation, checkpoint
             epoch = math.ceil(state.step / cfg.train.steps_per_epoch)
-            losses = {k: float(state.acc[k]) / max(state.acc["n"], 1) for k in LOSSES}
-            if not all(math.isfinite(v) for v in losses.values()):
-                checkpoint(run.file("checkpoints", "last_good.pt"), last_good)
-                raise DivergenceError(f"non-finite losses at step {state.step} ({losses}); last good state saved to "
-                                      f"{run.file('checkpoints', 'last_good.pt')}")
+            losses = mean_losses(state.acc)
+            ensure_finite(losses, f"step {state.step}", run.file("checkpoints", "last_good.pt"),
+                          lambda p, good=last_good: checkpoint(p, good))
             last_good = copy.deepcopy(agent.state_dict())
             # updates/s of this epoch's training (roll-outs included, evaluation and checkpoints not)
             ups = (state.step - updates_at) / max(time.perf_counter() - t_epoch, 1e-9)
-            state.acc = {**dict.fromkeys(LOSSES, 0.0), "n": 0}
+            state.acc = loss_sums()
             row = None
             if epoch % cfg.eval.every == 0 or state.step == total:
                 last = state.last_rollout

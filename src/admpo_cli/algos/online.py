@@ -30,19 +30,18 @@ from ..data.dataset import Transitions, rollout_starts
 from ..data.scores import reference_for
 from ..envs.registry import EnvSpec, make_env, spec_for
 from ..envs.termination import termination_fn
-from ..errors import DivergenceError, UserError
 from ..evaluate.policy import evaluate, score_row
 from ..models.factory import build_model
 from ..models.fit import fit
-from ..rundir import RunDir, append_csv, atomic_torch_save, torch_load, truncate_csv_after
+from ..rundir import RunDir, append_csv, atomic_torch_save, truncate_csv_after
 from .buffers import KEYS, RingBuffer, sac_batch
+from .loop_guards import add_losses, ensure_finite, loss_sums, mean_losses, read_checkpoint
 from .offline import Hooks, RolloutSettings, rollout_model_and_fill_buffer
 from .policy_files import save_policy
 from .rng import rng_state, set_rng_state
 from .summary import read_rows, write_summary
 
 CKPT = ("checkpoints", "online.pt")
-LOSSES = ("critic_loss", "actor_loss", "q_mean")
 PHASES = ("env", "fit", "rollout", "sac", "eval")
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 
@@ -62,7 +61,7 @@ class OnlineState:
     episode: int = 0  # index of the running episode: its reset seed is derived from it
     episode_return: float = 0.0
     updates: int = 0
-    acc: dict = field(default_factory=lambda: {**dict.fromkeys(LOSSES, 0.0), "n": 0})
+    acc: dict = field(default_factory=loss_sums)
     last_fit: dict = field(default_factory=dict)
     last_rollout: dict = field(default_factory=dict)
     train_returns: list = field(default_factory=list)
@@ -197,10 +196,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
 
     ckpt_path, metrics = run.file(*CKPT), run.file("metrics.csv")
     if ckpt_path.exists():
-        ck = torch_load(ckpt_path)
-        if ck.get("fingerprint") != config_fp:
-            raise UserError(f"{ckpt_path}: written with other settings (config fingerprint "
-                            f"{ck.get('fingerprint') or 'none'}, now {config_fp}); --force starts the run over")
+        ck = read_checkpoint(ckpt_path, config_fp)
         agent.load_state_dict(ck["agent"])
         real.load_state_dict(ck["real"])
         if ck.get("model") is not None:
@@ -290,24 +286,19 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                                       cfg.agent.batch_size, t.real_ratio, gen)
                     out = agent.update(*(batch[k] for k in KEYS),
                                        update_actor=(state.updates % cfg.agent.actor_update_every == 0))
-                    for k in LOSSES:
-                        if k in out:
-                            state.acc[k] += out[k]
-                    state.acc["n"] += 1
+                    add_losses(state.acc, out)
                     state.updates += 1
                 lap("sac")
             if step % cfg.eval.every and step != total:
                 continue
             # ---- evaluation, divergence guard, checkpoint
-            losses = {k: float(state.acc[k]) / max(state.acc["n"], 1) for k in LOSSES}
-            if not all(math.isfinite(v) for v in losses.values()):
-                checkpoint(run.file("checkpoints", "last_good.pt"), last_good)
-                raise DivergenceError(f"non-finite losses at env step {step} ({losses}); last good state saved to "
-                                      f"{run.file('checkpoints', 'last_good.pt')}")
+            losses = mean_losses(state.acc)
+            ensure_finite(losses, f"env step {step}", run.file("checkpoints", "last_good.pt"),
+                          lambda p, good=last_good: checkpoint(p, good))
             last_good = copy.deepcopy(agent.state_dict())
             now = time.perf_counter()
             ups = (state.updates - updates_at) / max(now - t_eval, 1e-9)
-            state.acc = {**dict.fromkeys(LOSSES, 0.0), "n": 0}
+            state.acc = loss_sums()
             rets = evaluate(lambda o: agent.act(o, deterministic=True), spec, cfg.eval.episodes,
                             seed=cfg.run.seed * 100_003 + step, max_steps=cfg.eval.max_episode_steps, device=device)
             row = {"env_steps": step, "updates": state.updates, **score_row(rets, ref), **losses,
