@@ -336,3 +336,20 @@ def test_kernel_library_is_keyed_by_the_cpu_features(monkeypatch):
     avx2 = kernels._name()
     monkeypatch.setattr(kernels, "_cpu_features", lambda: "GenuineIntel | avx2 fma sse4_2 avx512f avx512bw amx_tile")
     assert kernels._name() != avx2 and here not in (avx2, kernels._name())
+
+
+def test_fused_residual_block_at_inference_equals_the_pytorch_path(fused, monkeypatch):
+    """Roll-outs with dropout on (the authors' default) take the fused pass; the same mask and values as
+    the in-place PyTorch path, and without dropout nothing changes."""
+    from admpo_cli.models.head import ResidualBlock
+
+    torch.manual_seed(2)
+    blk = ResidualBlock(48)
+    x = torch.randn(5, 70, 48)
+    with torch.no_grad():
+        on, off = blk(x, 777, 0.1), blk(x, 777, 0.0)
+        _without_kernels(monkeypatch)
+        on_ref, off_ref = blk(x, 777, 0.1), blk(x, 777, 0.0)
+    torch.testing.assert_close(on, on_ref, atol=1e-5, rtol=1e-5)
+    assert torch.equal(off, off_ref)
+    assert not torch.allclose(on, off)  # dropout acted

@@ -123,6 +123,12 @@ class ResidualBlock(nn.Module):
             y = _ResidualBlockFunction.apply(x.reshape(-1, shape[-1]), self.fc.weight, self.fc.bias,
                                              self.norm.weight, self.norm.bias, key, p, self.norm.eps)
             return y.view(shape)
+        ops = use_for(x, self.fc.weight) if p > 0.0 else None
+        if ops is not None:  # roll-outs with dropout on the CPU: the fused pass computes the mask on the fly
+            x2 = x.reshape(-1, shape[-1]).contiguous()
+            y = ops.residual_block_forward(x2, torch.mm(x2, self.fc.weight.t()), self.fc.bias, self.norm.weight,
+                                           self.norm.bias, key, dropout_threshold(p), p, self.norm.eps)[0]
+            return y.view(shape)
         # roll-outs: the same in place, no temporaries of (rows, width)
         a = F.silu(self.fc(x), inplace=True)
         if p > 0.0:
