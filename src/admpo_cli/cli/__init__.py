@@ -15,9 +15,9 @@ import typer
 
 from .. import __version__
 from ..errors import UserError
-from ..ui import console, err_console
 from . import data, info, models, report, train  # noqa: F401  (the commands register on the app)
 from .app import app
+from .ui import console, err_console
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..ui import console
 from .app import app, data_app
 from .options import (
     DeviceOpt,
@@ -16,6 +15,7 @@ from .options import (
     kv_table,
     user_errors,
 )
+from .ui import console
 
 
 @app.command()

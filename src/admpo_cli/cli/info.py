@@ -8,11 +8,11 @@ import typer
 from rich.table import Table
 
 from ..config import dump_yaml, load_preset, preset_description, preset_paths
-from ..ui import console
 from .app import app, presets_app
 from .options import (
     user_errors,
 )
+from .ui import console
 
 
 @presets_app.command("list")

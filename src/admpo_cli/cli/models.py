@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from ..ui import console
 from .app import app
 from .options import (
     ConfigOpt,
@@ -23,6 +22,7 @@ from .options import (
     setup,
     user_errors,
 )
+from .ui import console
 
 
 @app.command("fit-model")

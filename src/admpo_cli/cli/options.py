@@ -18,7 +18,7 @@ from ..config import resolve
 from ..errors import DivergenceError, UserError
 from ..events import Progress, Task
 from ..rundir import RunDir
-from ..ui import err_console, progress_bar
+from .ui import err_console, progress_bar
 
 
 def user_errors(fn):

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..ui import console
 from .app import app
 from .options import (
     user_errors,
 )
+from .ui import console
 
 
 @app.command()

@@ -9,7 +9,6 @@ import typer
 
 from ..errors import UserError
 from ..rundir import RunDir
-from ..ui import console
 from .app import app
 from .options import (
     ConfigOpt,
@@ -24,6 +23,7 @@ from .options import (
     setup,
     user_errors,
 )
+from .ui import console
 
 
 def _train(cfg, rd: RunDir, dev, force: bool = False) -> None:
