@@ -94,7 +94,7 @@ def refits(n_refits: int, console: Console) -> None:
             for j in range(n):
                 real.add(data.observations[j], data.actions[j], float(data.rewards[j]), data.next_observations[j],
                          bool(data.terminals[j]), bool(data.timeouts[j]))
-            model, info = fit_dynamics(cfg, model, real, torch.device("cpu"), 0)
+            model, info = fit_dynamics(cfg, model, real.transitions(), torch.device("cpu"), 0)
             rows.append((n, info["model_holdout_mse"], info["model_fit_s"]))
         results[mode] = rows
     for i in range(n_refits):

@@ -106,10 +106,13 @@ class RealData:
                            ("obs", "act", "rew", "next_obs", "terminal", "timeout")}}
 
     def load_state_dict(self, sd: dict) -> None:
-        self.n = 0
-        for i in range(int(sd["n"])):
-            self.add(sd["obs"][i].numpy(), sd["act"][i].numpy(), float(sd["rew"][i]), sd["next_obs"][i].numpy(),
-                     bool(sd["terminal"][i]), bool(sd["timeout"][i]))
+        n = self.n = int(sd["n"])
+        for k in ("obs", "act", "rew", "next_obs", "terminal", "timeout"):
+            getattr(self, k)[:n] = sd[k].numpy()
+        dev = self.buffer.device
+        self.buffer.ptr = self.buffer.size = 0
+        rows = {k: torch.as_tensor(getattr(self, k)[:n], device=dev) for k in ("obs", "act", "rew", "next_obs")}
+        self.buffer.add({**rows, "done": torch.as_tensor(self.terminal[:n], device=dev).float()})
 
 
 class Simulator:
@@ -150,13 +153,13 @@ class Simulator:
         self.env.close()
 
 
-def fit_dynamics(cfg: Config, model, real: RealData, device: torch.device, seed: int):
+def fit_dynamics(cfg: Config, model, data: Transitions, device: torch.device, seed: int):
     """Fit the model on all real data so far: a fresh one (authors' code, `from_scratch`) or the last fit
     continued (`warm_start`). Returns the model and the fit's figures."""
     t0 = time.perf_counter()
     if model is None or cfg.train.model_refit == "from_scratch":
-        model = build_model(cfg.model.kind, real.obs.shape[1], real.act.shape[1], cfg.model)
-    res = fit(model, real.transitions(), cfg.model, device, seed)
+        model = build_model(cfg.model.kind, data.obs_dim, data.act_dim, cfg.model)
+    res = fit(model, data, cfg.model, device, seed)
     return model.eval(), {"model_holdout_mse": float(np.mean(res.holdout_mse)), "model_epochs": res.epochs,
                           "model_fit_s": time.perf_counter() - t0}
 
@@ -265,12 +268,13 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
             lap("env")
             # ---- Algorithm 2: refit the model and roll it out every model_update_interval env steps
             if model_based and learning and (step - t.warmup_steps) % t.model_update_interval == 0:
-                model, state.last_fit = fit_dynamics(cfg, model, real, device, cfg.run.seed + step)
+                data = real.transitions()  # all real data so far, episode ends marked
+                model, state.last_fit = fit_dynamics(cfg, model, data, device, cfg.run.seed + step)
                 lap("fit")
                 length = rollout_length(t.rollout_schedule, step)
                 model_buf = resize_model_buffer(model_buf, ro.batch_size * length * t.model_retain_rollouts,
                                                 spec.obs_dim, spec.act_dim, device)
-                starts = torch.as_tensor(rollout_starts(real.transitions(), model.context), device=device)
+                starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
                 if len(starts):
                     with torch.no_grad():
                         state.last_rollout = rollout_model_and_fill_buffer(

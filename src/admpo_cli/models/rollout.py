@@ -80,15 +80,14 @@ def rollout(
     B = obs.shape[0]
     obs_dim = model.obs_dim
     per_row = k_mode == "row" or model.kind == "ensemble"
-    # Algorithm 1 as the authors' code runs it: one k per imagined step for the whole batch, drawn before
-    # the batch is cut into chunks (a draw per chunk would give each chunk its own k).
-    pool = model.stepper(dropout_at_inference).candidates
     step_k = None
-    if fixed_index is None and not per_row:
-        step_k = torch.randint(len(pool), (horizon,), device=obs.device, generator=generator)
     for lo in range(0, B, chunk_size):
         hi = min(lo + chunk_size, B)
         stepper = model.stepper(dropout_at_inference)
+        if lo == 0 and fixed_index is None and not per_row:
+            # Algorithm 1 as the authors' code runs it: one k per imagined step for the whole batch, drawn
+            # once for all chunks (a draw per chunk would give each chunk its own k)
+            step_k = torch.randint(len(stepper.candidates), (horizon,), device=obs.device, generator=generator)
         stepper.start(hist_obs[lo:hi], hist_act[lo:hi])
         cur = obs[lo:hi]
         rows = torch.arange(hi - lo, device=obs.device)
