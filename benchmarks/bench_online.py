@@ -23,13 +23,18 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from admpo_cli.agents.nets import TanhGaussianActor
+from admpo_cli.algos.offline import RolloutSettings
 from admpo_cli.algos.online import RealData, fit_dynamics, rollout_length, train_online
 from admpo_cli.algos.summary import read_rows
 from admpo_cli.config import resolve
 from admpo_cli.data.simulate import collect
 from admpo_cli.envs.registry import spec_for
+from admpo_cli.models.factory import build_model
+from admpo_cli.models.rollout import rollout
 from admpo_cli.rundir import RunDir
 from admpo_cli.runtime import keep_heap_memory, seed_everything
+from timing import sgemm_gflops
 
 
 def phases(slice_steps: int, console: Console) -> None:
@@ -52,25 +57,51 @@ def phases(slice_steps: int, console: Console) -> None:
     sac_rate = (slice_steps + 1) * t.utd / ph["sac"]
     fit_s = ph["fit"] / fits
     lengths_slice = [rollout_length(t.rollout_schedule, warm + i * t.model_update_interval) for i in range(fits)]
-    per_len_s = ph["rollout"] / sum(lengths_slice)  # seconds per unit of roll-out length (100k windows)
+    # a roll-out costs a + b * length: b (seconds per imagined step of 100k windows) timed directly at two
+    # lengths with no row terminating (an upper bound: real roll-outs lose rows), a from the slice's roll-outs
+    b = rollout_step_seconds(cfg)
+    a = max(0.0, (ph["rollout"] - b * sum(lengths_slice)) / fits)
     # the whole preset
     full_fits = (full_total - warm) // t.model_update_interval + 1
     full_lengths = sum(rollout_length(t.rollout_schedule, warm + i * t.model_update_interval) for i in range(full_fits))
     est = {"env steps": full_total / env_rate, "model fitting": full_fits * fit_s,
-           "roll-outs": full_lengths * per_len_s, "SAC updates": (full_total - warm + 1) * t.utd / sac_rate}
+           "roll-outs": full_fits * a + full_lengths * b, "SAC updates": (full_total - warm + 1) * t.utd / sac_rate}
     total = sum(est.values())
     table = Table(title=f"hopper-online: a slice of {slice_steps} learning env steps after the {warm}-step warm-up "
                         f"({wall:.0f} s), and the whole {full_total}-step preset estimated")
     for col in ("phase", "slice s", "rate in the slice", "whole preset (est.)", "share"):
         table.add_column(col, justify="right")
     rates = {"env steps": f"{env_rate:.0f} steps/s", "model fitting": f"{fit_s:.1f} s / re-fit ({fits} re-fits)",
-             "roll-outs": f"{per_len_s:.1f} s per unit length of 100k windows",
+             "roll-outs": f"{a:.1f} s + {b:.1f} s per imagined step of {cfg.rollout.batch_size // 1000}k windows",
              "SAC updates": f"{sac_rate:.0f} updates/s"}
     slice_s = {"env steps": ph["env"], "model fitting": ph["fit"], "roll-outs": ph["rollout"], "SAC updates": ph["sac"]}
     for k, v in est.items():
         table.add_row(k, f"{slice_s[k]:.1f}", rates[k], f"{v / 3600:.2f} h", f"{100 * v / total:.0f} %")
     table.add_row("total", f"{sum(slice_s.values()):.1f}", "", f"{total / 3600:.2f} h", "100 %")
     console.print(table)
+    console.print(f"machine now: sgemm 1280x200x600 at {sgemm_gflops():.0f} GFLOP/s (these machines drift by up to 4x)")
+
+
+def rollout_step_seconds(cfg) -> float:
+    """Seconds per imagined step of a full roll-out batch (the preset's ADM and SAC actor sizes, dropout at
+    inference as the run, no termination): the slope between lengths 2 and 6."""
+    spec = spec_for(cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg.model.kind, spec.obs_dim, spec.act_dim, cfg.model)
+    actor = TanhGaussianActor(spec.obs_dim, spec.act_dim, cfg.agent.hidden)
+    n, m = cfg.rollout.batch_size, model.context
+    hist_o, hist_a = torch.randn(n, m - 1, spec.obs_dim), torch.rand(n, m - 1, spec.act_dim) * 2 - 1
+    obs = torch.randn(n, spec.obs_dim)
+    ro = RolloutSettings.of(cfg)
+    times = {}
+    for length in (2, 6):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            rollout(model, lambda o: actor(o, with_logp=False)[0], hist_o, hist_a, obs, length,
+                    lambda o: torch.zeros(o.shape[0], dtype=torch.bool), ro.uncertainty, ro.beta, ro.k_mode,
+                    ro.chunk_size, torch.Generator().manual_seed(length), ro.dropout)
+        times[length] = time.perf_counter() - t0
+    return max(times[6] - times[2], 0.0) / 4
 
 
 def refits(n_refits: int, console: Console) -> None:

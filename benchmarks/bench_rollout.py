@@ -44,6 +44,34 @@ def run(batch: int, horizon: int, chunk: int, dtype: str, m: int, unc: str, reps
     return best
 
 
+def planned_vs_every_k(batch: int, horizon: int, chunk: int, m: int, reps: int, dropout: bool) -> tuple[float, float]:
+    """Online roll-outs (no uncertainty): the planned stepper (only the drawn k's windows, one head) against
+    the cached-window stepper that computes every k. Transitions/s of each."""
+    torch.manual_seed(0)
+    obs_dim, act_dim = 11, 3
+    model = ADM(obs_dim, act_dim, m, 200, 3, 4, 0.1)
+    every_k = ADM(obs_dim, act_dim, m, 200, 3, 4, 0.1)
+    every_k.load_state_dict(model.state_dict())
+    every_k.planned_stepper = lambda plan, dropout_at_inference=False: None  # the plain path: all k each step
+    actor = TanhGaussianActor(obs_dim, act_dim)
+    hist_o, hist_a = torch.randn(batch, m - 1, obs_dim), torch.rand(batch, m - 1, act_dim) * 2 - 1
+    obs = torch.randn(batch, obs_dim)
+
+    def never(o):
+        return torch.zeros(o.shape[0], dtype=torch.bool)
+
+    best = {}
+    for name, mdl in (("every k", every_k), ("planned", model)):
+        best[name] = 0.0
+        for r in range(reps):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = rollout(mdl, lambda o: actor(o, with_logp=False)[0], hist_o, hist_a, obs, horizon, never, "none",
+                              0.0, "batch", chunk, torch.Generator().manual_seed(r), dropout)
+            best[name] = max(best[name], len(out) / (time.perf_counter() - t0))
+    return best["every k"], best["planned"]
+
+
 @torch.no_grad()
 def bf16_accuracy(m: int = 5, batch: int = 2000, steps: int = 10) -> tuple[float, float]:
     """Mean |bf16 - fp32| of the predicted next states, relative to the fp32 one-step change."""
@@ -74,7 +102,15 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=5)
     ap.add_argument("--chunks", default="1000,2000,4000")
     ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--only-planned", action="store_true", help="only the online (no uncertainty) comparison")
     args = ap.parse_args()
+    for dropout in (True, False):
+        full, planned = planned_vs_every_k(20000, 8, 10000, args.m, args.reps, dropout)
+        Console().print(f"online roll-out, no uncertainty (20k windows, H=8, m={args.m}, dropout at inference "
+                        f"{'on' if dropout else 'off'}): every k {full:,.0f} transitions/s, planned {planned:,.0f} "
+                        f"transitions/s: {planned / full:.2f}x")
+    if args.only_planned:
+        return
     table = Table(title=f"roll-out throughput ({torch.get_num_threads()} threads, batch {args.batch}, "
                   f"H={args.horizon}, m={args.m})")
     for c in ("dtype", "uncertainty", "chunk", "transitions/s"):

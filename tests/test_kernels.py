@@ -353,3 +353,38 @@ def test_fused_residual_block_at_inference_equals_the_pytorch_path(fused, monkey
     torch.testing.assert_close(on, on_ref, atol=1e-5, rtol=1e-5)
     assert torch.equal(off, off_ref)
     assert not torch.allclose(on, off)  # dropout acted
+
+
+@pytest.mark.parametrize("planned", [False, True])
+def test_fused_gru_cell_roll_out_step_equals_nn_gru(fused, planned):
+    """The roll-out steppers on the fused GRU cell: every k's prediction (or the planned k's) equals nn.GRU's
+    own forward over that window (start state copied, the window's actions) followed by the head."""
+    from admpo_cli.models.adm import ADM
+
+    torch.manual_seed(3)
+    m, d, a, B, H = 3, 5, 2, 70, 5
+    mdl = ADM(d, a, m=m, hidden=16, layers=2, head_blocks=1).eval()
+    states = [torch.randn(B, d) for _ in range(m - 1 + H)]
+    actions = [torch.rand(B, a) * 2 - 1 for _ in range(m - 1 + H)]
+    plan = [2, 0, 1, 2, 1]
+    stepper = mdl.planned_stepper(plan) if planned else mdl.stepper()
+    stepper.start(torch.stack(states[: m - 1], 1), torch.stack(actions[: m - 1], 1))
+    for t in range(H):
+        g = m - 1 + t
+        mean, var = stepper.step(states[g], actions[g])
+        for k in ([plan[t] + 1] if planned else range(1, m + 1)):
+            s0 = states[g - k + 1]
+            acts = torch.stack(actions[g - k + 1 : g + 1], 1)
+            x = torch.cat([mdl.norm.obs(s0)[:, None].expand(-1, k, -1), mdl.norm.act(acts)], -1)
+            with torch.no_grad():
+                mu, logvar = mdl.head(nn_gru_last(mdl.gru, x))
+            col = 0 if planned else k - 1
+            torch.testing.assert_close(mean[:, col, :d], s0 + mu[:, :d], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(mean[:, col, d], mu[:, d], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(var[:, col], logvar.exp(), atol=1e-5, rtol=1e-4)
+
+
+def nn_gru_last(gru: torch.nn.GRU, x: torch.Tensor) -> torch.Tensor:
+    """nn.GRU's own forward (batch_first as ADM builds it), the last position's output."""
+    with torch.no_grad():
+        return gru(x)[0][:, -1]

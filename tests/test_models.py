@@ -291,6 +291,9 @@ class _LabelledModel:
     def stepper(self, dropout_at_inference=False):
         return _LabelledStepper(4, self.obs_dim)
 
+    def planned_stepper(self, plan, dropout_at_inference=False):
+        return None  # every candidate at every step, so the test sees which one a roll-out draws
+
 
 @pytest.mark.parametrize("k_mode", ["batch", "row"])
 def test_batch_k_mode_draws_one_k_per_imagined_step_for_the_whole_batch(k_mode):
@@ -308,10 +311,11 @@ def test_batch_k_mode_draws_one_k_per_imagined_step_for_the_whole_batch(k_mode):
         assert all(len(k) == 4 for k in ks)
 
 
-@pytest.mark.parametrize("unc", ["authors", "paper"])
+@pytest.mark.parametrize("unc", ["authors", "paper", "none"])
 def test_cached_window_rollout_equals_algorithm_1_and_3_line_by_line(unc):
     """The fast roll-out (cached windows, chunks, rows leaving the batch) against models/reference.py's
-    penalised_rollout, which predicts every k's window from scratch and writes both formulas out."""
+    penalised_rollout, which predicts every k's window from scratch and writes both formulas out.
+    Without an uncertainty the roll-out takes the planned stepper (only the drawn k's windows)."""
     from admpo_cli.models.reference import penalised_rollout
 
     torch.manual_seed(4)

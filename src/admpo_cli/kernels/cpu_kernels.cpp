@@ -156,6 +156,43 @@ std::tuple<at::Tensor, at::Tensor> gru_layer_forward(at::Tensor gi, const at::Te
   return {out, ghn};
 }
 
+// One GRU step from a previous hidden state (roll-outs). gi (B, 3H): the input projection without bias;
+// gh (B, 3H): h W_hh^T without bias; h (B, H). Returns the new hidden state (B, H). One pass per row
+// instead of PyTorch's six elementwise ops over (B, H..2H) tensors, which cost as much as the products.
+at::Tensor gru_cell_forward(const at::Tensor& gi, const at::Tensor& gh, const at::Tensor& h, const at::Tensor& b_ih,
+                            const at::Tensor& b_hh) {
+  check_f32(gi, "gi");
+  check_f32(gh, "gh");
+  check_f32(h, "h");
+  check_f32(b_ih, "b_ih");
+  check_f32(b_hh, "b_hh");
+  const int64_t B = gi.size(0), H = gi.size(1) / 3;
+  TORCH_CHECK(gh.size(0) == B && gh.size(1) == 3 * H && h.size(0) == B && h.size(1) == H, "gru_cell_forward: shapes");
+  auto out = at::empty({B, H}, gi.options());
+  const float* G = gi.data_ptr<float>();
+  const float* GH = gh.data_ptr<float>();
+  const float* HP = h.data_ptr<float>();
+  const float* BI = b_ih.data_ptr<float>();
+  const float* BH = b_hh.data_ptr<float>();
+  float* O = out.data_ptr<float>();
+  at::parallel_for(0, B, kRowGrain, [=](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* gr = G + b * 3 * H;
+      const float* hr = GH + b * 3 * H;
+      const float* prow = HP + b * H;
+      float* orow = O + b * H;
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        const float r = sigmoid(gr[j] + BI[j] + hr[j] + BH[j]);
+        const float z = sigmoid(gr[H + j] + BI[H + j] + hr[H + j] + BH[H + j]);
+        const float n = tanh_(gr[2 * H + j] + BI[2 * H + j] + r * (hr[2 * H + j] + BH[2 * H + j]));
+        orow[j] = n + z * (prow[j] - n);
+      }
+    }
+  });
+  return out;
+}
+
 // Backward of gru_layer_forward. d_out (T, B, H): the gradient reaching each output from above.
 // Returns the gradients of the input projection (T, B, 3H), of the recurrent product h_prev W_hh^T
 // (T, B, 3H; step 0's has no product behind it) and of the biases [b_ih; b_hh] (2, 3H).
@@ -492,6 +529,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> clamped_nll(const at::Tensor& out
 
 TORCH_LIBRARY(admpo_cpu, m) {
   m.def("gru_layer_forward(Tensor(a!) gi, Tensor b_ih, Tensor w_hh, Tensor b_hh) -> (Tensor, Tensor)");
+  m.def("gru_cell_forward(Tensor gi, Tensor gh, Tensor h, Tensor b_ih, Tensor b_hh) -> Tensor");
   m.def("gru_layer_backward(Tensor d_out, Tensor gates, Tensor ghn, Tensor out, Tensor w_hh)"
         " -> (Tensor, Tensor, Tensor)");
   m.def("residual_block_forward(Tensor x, Tensor u, Tensor bias, Tensor gamma, Tensor beta, int key,"
@@ -507,6 +545,7 @@ TORCH_LIBRARY(admpo_cpu, m) {
 TORCH_LIBRARY_IMPL(admpo_cpu, CPU, m) {
   m.impl("gru_layer_forward", &gru_layer_forward);
   m.impl("gru_layer_backward", &gru_layer_backward);
+  m.impl("gru_cell_forward", &gru_cell_forward);
   m.impl("residual_block_forward", &residual_block_forward);
   m.impl("residual_block_backward", &residual_block_backward);
   m.impl("bias_silu_forward", &bias_silu_forward);

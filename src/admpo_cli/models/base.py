@@ -45,6 +45,11 @@ class DynamicsModel(nn.Module):
     def stepper(self, dropout_at_inference: bool = False) -> Stepper:
         raise NotImplementedError
 
+    def planned_stepper(self, plan: list[int], dropout_at_inference: bool = False) -> Stepper | None:
+        """A stepper that yields only candidate plan[t] at imagined step t (K = 1), for roll-outs that need
+        no uncertainty; None where the model has no cheaper way than `stepper`."""
+        return None
+
     @property
     def context(self) -> int:
         """States in a roll-out's start window: the m-1 real steps a stepper is started with, plus the

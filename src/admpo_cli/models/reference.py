@@ -81,7 +81,10 @@ def penalised_rollout(model, policy, hist_obs: torch.Tensor, hist_act: torch.Ten
         mean, var = torch.stack(means, 1), torch.stack(variances, 1)  # (B, m, d + 1), k = 1 .. m
         k = int(step_k[tau])  # k ~ U[1, m]
         nxt, r = mean[:, k, :d], mean[:, k, d]
-        u = uncertainty_authors(mean, d) if uncertainty == "authors" else uncertainty_eq4(mean, var, d)
+        if uncertainty == "none":
+            u = torch.zeros(mean.shape[0])
+        else:
+            u = uncertainty_authors(mean, d) if uncertainty == "authors" else uncertainty_eq4(mean, var, d)
         done = termination(nxt)
         for key, v in (("obs", s), ("act", a), ("rew", r - beta * u), ("raw_rew", r), ("next_obs", nxt),
                        ("done", done), ("unc", u), ("rows", rows), ("steps", torch.full_like(rows, tau))):

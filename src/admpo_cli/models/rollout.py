@@ -80,6 +80,8 @@ def rollout(
     B = obs.shape[0]
     obs_dim = model.obs_dim
     per_row = k_mode == "row" or model.kind == "ensemble"
+    # without an uncertainty only the drawn candidate's prediction is needed: a model may compute just that
+    plannable = uncertainty == "none" and not quantifiers and not per_row
     step_k = None
     for lo in range(0, B, chunk_size):
         hi = min(lo + chunk_size, B)
@@ -88,6 +90,12 @@ def rollout(
             # Algorithm 1 as the authors' code runs it: one k per imagined step for the whole batch, drawn
             # once for all chunks (a draw per chunk would give each chunk its own k)
             step_k = torch.randint(len(stepper.candidates), (horizon,), device=obs.device, generator=generator)
+        planned = None
+        if plannable:
+            n = len(stepper.candidates)
+            plan = [min(fixed_index, n - 1)] * horizon if fixed_index is not None else step_k.tolist()
+            planned = model.planned_stepper(plan, dropout_at_inference)
+            stepper = planned or stepper
         stepper.start(hist_obs[lo:hi], hist_act[lo:hi])
         cur = obs[lo:hi]
         rows = torch.arange(hi - lo, device=obs.device)
@@ -96,7 +104,9 @@ def rollout(
             act = policy(cur) if actions is None else actions[lo:hi][rows, t]
             mean, var = stepper.step(cur, act)  # (b, K, D): every k (ADM) or every member (ensemble)
             b = mean.shape[0]
-            if fixed_index is not None:
+            if planned is not None:  # the stepper yields the planned candidate alone
+                idx = torch.zeros(b, dtype=torch.long, device=obs.device)
+            elif fixed_index is not None:
                 idx = cand[min(fixed_index, len(cand) - 1)].expand(b)
             elif per_row:
                 idx = cand[torch.randint(len(cand), (b,), device=obs.device, generator=generator)]
