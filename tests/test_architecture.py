@@ -24,6 +24,7 @@ RANKS = {
     "evaluate": 4,
     "algos": 5,
     "stages": 6, "report": 6,
+    "sweep": 7,
     "cli": 8,
 }
 BOTTOM = 0  # the foundation's modules may use each other

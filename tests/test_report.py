@@ -57,12 +57,14 @@ def test_report_tables_match_hand_computation(runs, tmp_path):
     assert pd.isna(df.loc["average", mopo])  # mopo has no walker2d run: no partial average
     assert df.loc["hopper-medium-v2", "paper: ADMPO-OFF"] == pytest.approx(107.4)
     md = (out / "summary.md").read_text()
-    assert "65.0 ± 10.0 (2)" in md and "30.0 ± 5.0 (2)" in md and "2.5 ± 0.0 (1)" in md
+    assert "65.0 ± 10.0 (n=2)" in md and "30.0 ± 5.0 (n=2)" in md and "2.5 (n=1)" in md  # no "± 0.0" for one run
     assert "failed" in md and "running" in md  # listed apart, not averaged
     r = pd.read_csv(out / "returns.csv", index_col="task")
     assert r.loc["hopper-medium-v2", admpo] == pytest.approx(650.0)
     page = (out / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 2  # one learning-curve figure per task
+    # one learning-curve figure per task and the performance profiles, each with a caption under it
+    assert page.count("data:image/png;base64,") == 3 and page.count("<figcaption>") == 3
+    assert "Higher is better" in page and "<th>task</th>" in page and "hm-admpo-0" in page
     assert (out / "curves-hopper-medium-v2.png").exists()
 
 
@@ -70,7 +72,7 @@ def test_report_cli_and_errors(runs, tmp_path):
     runner = CliRunner()
     r = runner.invoke(app, ["report", str(runs), "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
-    assert "65.0 ± 10.0 (2)" in r.output and "2 run(s) not finished" in r.output
+    assert "65.0 ± 10.0 (n=2)" in r.output and "2 run(s) not finished" in r.output
     r = runner.invoke(app, ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "no such run directory" in r.output
     (tmp_path / "empty").mkdir()
@@ -99,3 +101,29 @@ def test_report_refuses_a_path_without_runs_and_writes_nothing(tmp_path, runs):
     r = runner.invoke(app, ["report", str(runs), str(tmp_path / "typo"), "--out", str(tmp_path / "R")])
     assert r.exit_code == 2 and "typo: not a run directory" in r.output
     assert not (tmp_path / "R").exists()
+
+
+def test_report_reads_as_a_document_in_a_real_headless_browser(runs, tmp_path):
+    """The page renders in Chromium (headless): a screenshot of it is a real picture, not a blank page."""
+    import os
+    import shutil
+    import subprocess
+
+    import matplotlib.image as mpimg
+
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Chromium (.ci/run installs it)")
+        pytest.skip("no headless Chromium here (apt-get install chromium)")
+    out = tmp_path / "rep"
+    build_report([runs], out, paper=True)
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,1800", f"--screenshot={shot}", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    img = mpimg.imread(shot)
+    assert img.shape[:2] == (1800, 1200)
+    assert img[..., :3].std() > 0.05  # text, tables and figures, not an empty page
+    dark = (img[..., :3].mean(-1) < 0.5).mean()
+    assert 0.005 < dark < 0.5

@@ -503,10 +503,11 @@ def differences(a: Config, b: Config, skip: tuple[str, ...] = ("run.device", "ru
     return out
 
 
-def run_name(cfg: Config) -> str:
+def run_name(cfg: Config, show: tuple[str, ...] = ()) -> str:
     """The default run directory under run.root, named by what makes a run different: preset (or task),
-    algorithm, model where it is not the algorithm's own, seed, and a short hash of any other overrides,
-    e.g. quickstart-hopper/admpo-s0, quickstart-hopper/admpo-ensemble-s0, hopper-medium/mopo-s1-3f2a9c1b."""
+    algorithm, model where it is not the algorithm's own, seed, the values of the `show` keys (a sweep's
+    grid keys) and a short hash of all other overrides, e.g. quickstart-hopper/admpo-s0,
+    quickstart-hopper/admpo-ensemble-s0, hopper-medium/mopo-s1-3f2a9c1b, quickstart-hopper/admpo-s0-m2-1c0ffee5."""
     algo = cfg.train.algo
     name = algo
     own = algorithms.default_model(algo)
@@ -516,6 +517,11 @@ def run_name(cfg: Config) -> str:
     plain = resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
                                                 "run.seed": cfg.run.seed})
     extra = differences(plain, cfg, skip=("run.device", "run.root", "run.seed"))
+    for key in show:
+        if key in extra:
+            value = extra[key][1]
+            text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            name += f"-{key.split('.')[-1]}{text}"
     if extra:
         name += "-" + hashlib.sha256(json.dumps(sorted((k, v[1]) for k, v in extra.items())).encode()).hexdigest()[:8]
     return f"{cfg.preset or cfg.data.task}/{name}"

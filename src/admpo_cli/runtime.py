@@ -95,3 +95,34 @@ def bf16_matmuls(enabled: bool = True):
         yield
     finally:
         mkldnn.fp32_precision = old
+
+
+@contextlib.contextmanager
+def interrupts_at_step_ends():
+    """Within it, the first SIGINT (Ctrl-C) or SIGTERM (a sweep or a scheduler stopping the run) is held until
+    the training loop calls the yielded `check()` at the end of a step, which then raises KeyboardInterrupt:
+    the checkpoint written on the way out holds whole steps only, so the resumed run continues exactly. A
+    second signal interrupts at once. Outside the main thread (no signal handlers there) check() does nothing."""
+    import signal
+    import threading
+
+    received: list[int] = []
+
+    def hold(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield check
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

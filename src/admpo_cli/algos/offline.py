@@ -32,6 +32,7 @@ from ..evaluate.policy import evaluate, score_row
 from ..models.base import DynamicsModel
 from ..models.rollout import cast_model, rollout
 from ..rundir import RunDir, append_csv, atomic_torch_save, truncate_csv_after
+from ..runtime import interrupts_at_step_ends
 from .buffers import KEYS, RingBuffer, sac_batch, table_of
 from .loop_guards import add_losses, ensure_finite, loss_sums, mean_losses, read_checkpoint
 from .policy_files import save_policy
@@ -164,46 +165,49 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, data: Transiti
         state.wall_s = wall0 + time.perf_counter() - t_start
         save_checkpoint(path, config_fp, state, agent, model_buf, cfg.train.checkpoint_buffer, gen, agent_state)
 
-    try:
-        while state.step < total:
-            if state.step % cfg.train.rollout_freq == 0 or model_buf.size == 0:
-                with torch.no_grad():
-                    state.last_rollout = rollout_model_and_fill_buffer(model, agent, real_table.data, starts,
-                                                                       model_buf, ro, term, gen)
-            batch = sac_batch(real_table.table, model_buf, real_table, cfg.agent.batch_size, cfg.train.real_ratio, gen)
-            out = agent.update(*(batch[k] for k in KEYS),
-                               update_actor=(state.step % cfg.agent.actor_update_every == 0))
-            add_losses(state.acc, out)
-            state.step += 1
-            if state.step % cfg.train.steps_per_epoch and state.step != total:
-                continue
-            # ---- end of an epoch: losses, divergence guard, evaluation, checkpoint
-            epoch = math.ceil(state.step / cfg.train.steps_per_epoch)
-            losses = mean_losses(state.acc)
-            ensure_finite(losses, f"step {state.step}", run.file("checkpoints", "last_good.pt"),
-                          lambda p, good=last_good: checkpoint(p, good))
-            last_good = copy.deepcopy(agent.state_dict())
-            # updates/s of this epoch's training (roll-outs included, evaluation and checkpoints not)
-            ups = (state.step - updates_at) / max(time.perf_counter() - t_epoch, 1e-9)
-            state.acc = loss_sums()
-            row = None
-            if epoch % cfg.eval.every == 0 or state.step == total:
-                last = state.last_rollout
-                row = {"step": state.step, "epoch": epoch, **evaluation_row(agent, spec, cfg, ref, epoch, device),
-                       **losses, "alpha": float(agent.alpha), "model_buffer": model_buf.size,
-                       "uncertainty_mean": last.get("uncertainty_mean", ""),
-                       "penalty_mean": last.get("penalty_mean", ""), "rollout_tps": last.get("rollout_tps", ""),
-                       "updates_per_s": ups, "wall_s": round(wall0 + time.perf_counter() - t_start, 2),
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                append_csv(metrics, row)
-            if epoch % cfg.train.checkpoint_every == 0 or state.step == total:
-                checkpoint()
-            if hooks.on_progress:
-                hooks.on_progress(state.step, row or {"epoch": epoch, **losses, "updates_per_s": ups})
-            t_epoch, updates_at = time.perf_counter(), state.step
-    except KeyboardInterrupt:
-        checkpoint()
-        raise
+    with interrupts_at_step_ends() as stop_requested:
+        try:
+            while state.step < total:
+                stop_requested()  # a Ctrl-C or SIGTERM during the last step takes effect here, between two steps
+                if state.step % cfg.train.rollout_freq == 0 or model_buf.size == 0:
+                    with torch.no_grad():
+                        state.last_rollout = rollout_model_and_fill_buffer(model, agent, real_table.data, starts,
+                                                                           model_buf, ro, term, gen)
+                batch = sac_batch(real_table.table, model_buf, real_table, cfg.agent.batch_size, cfg.train.real_ratio,
+                                  gen)
+                out = agent.update(*(batch[k] for k in KEYS),
+                                   update_actor=(state.step % cfg.agent.actor_update_every == 0))
+                add_losses(state.acc, out)
+                state.step += 1
+                if state.step % cfg.train.steps_per_epoch and state.step != total:
+                    continue
+                # ---- end of an epoch: losses, divergence guard, evaluation, checkpoint
+                epoch = math.ceil(state.step / cfg.train.steps_per_epoch)
+                losses = mean_losses(state.acc)
+                ensure_finite(losses, f"step {state.step}", run.file("checkpoints", "last_good.pt"),
+                              lambda p, good=last_good: checkpoint(p, good))
+                last_good = copy.deepcopy(agent.state_dict())
+                # updates/s of this epoch's training (roll-outs included, evaluation and checkpoints not)
+                ups = (state.step - updates_at) / max(time.perf_counter() - t_epoch, 1e-9)
+                state.acc = loss_sums()
+                row = None
+                if epoch % cfg.eval.every == 0 or state.step == total:
+                    last = state.last_rollout
+                    row = {"step": state.step, "epoch": epoch, **evaluation_row(agent, spec, cfg, ref, epoch, device),
+                           **losses, "alpha": float(agent.alpha), "model_buffer": model_buf.size,
+                           "uncertainty_mean": last.get("uncertainty_mean", ""),
+                           "penalty_mean": last.get("penalty_mean", ""), "rollout_tps": last.get("rollout_tps", ""),
+                           "updates_per_s": ups, "wall_s": round(wall0 + time.perf_counter() - t_start, 2),
+                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                    append_csv(metrics, row)
+                if epoch % cfg.train.checkpoint_every == 0 or state.step == total:
+                    checkpoint()
+                if hooks.on_progress:
+                    hooks.on_progress(state.step, row or {"epoch": epoch, **losses, "updates_per_s": ups})
+                t_epoch, updates_at = time.perf_counter(), state.step
+        except KeyboardInterrupt:
+            checkpoint()
+            raise
     save_policy(run, agent.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, cfg.train.algo)
     rows = read_rows(metrics)
     extra = {"published_setting": mopo_published(cfg.data.task)} if cfg.train.algo == "mopo" else {}

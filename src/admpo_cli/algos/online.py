@@ -34,6 +34,7 @@ from ..evaluate.policy import evaluate, score_row
 from ..models.factory import build_model
 from ..models.fit import fit
 from ..rundir import RunDir, append_csv, atomic_torch_save, truncate_csv_after
+from ..runtime import interrupts_at_step_ends
 from .buffers import KEYS, RingBuffer, sac_batch
 from .loop_guards import add_losses, ensure_finite, loss_sums, mean_losses, read_checkpoint
 from .offline import Hooks, RolloutSettings, rollout_model_and_fill_buffer
@@ -238,94 +239,96 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
             "env": sim.state_dict(), "rng": rng_state(gen),
         })
 
-    try:
-        clock = time.perf_counter()
+    with interrupts_at_step_ends() as stop_requested:
+        try:
+            clock = time.perf_counter()
 
-        def lap(phase: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            state.phase_s[phase] += now - clock
-            clock = now
+            def lap(phase: str) -> None:
+                nonlocal clock
+                now = time.perf_counter()
+                state.phase_s[phase] += now - clock
+                clock = now
 
-        while state.env_steps < total:
-            # ---- act in the real environment (random during warm-up)
-            obs = sim.obs
-            if state.env_steps < t.warmup_steps:
-                a = (torch.rand(spec.act_dim, generator=gen, device=device) * 2 - 1).cpu().numpy()
-            else:
-                a = agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
-            nxt, r, terminal, truncated = sim.step(a)
-            real.add(obs, a, r, nxt, terminal, truncated and not terminal)
-            state.env_steps += 1
-            state.episode_return += r
-            if terminal or truncated:
-                state.train_returns = (state.train_returns + [state.episode_return])[-10:]
-                state.episode += 1
-                state.episode_return = 0.0
-                sim.reset(state.episode)
-            step = state.env_steps
-            learning = step >= t.warmup_steps
-            lap("env")
-            # ---- Algorithm 2: refit the model and roll it out every model_update_interval env steps
-            if model_based and learning and (step - t.warmup_steps) % t.model_update_interval == 0:
-                data = real.transitions()  # all real data so far, episode ends marked
-                model, state.last_fit = fit_dynamics(cfg, model, data, device, cfg.run.seed + step)
-                lap("fit")
-                length = rollout_length(t.rollout_schedule, step)
-                model_buf = resize_model_buffer(model_buf, ro.batch_size * length * t.model_retain_rollouts,
-                                                spec.obs_dim, spec.act_dim, device)
-                starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
-                if len(starts):
-                    with torch.no_grad():
-                        state.last_rollout = rollout_model_and_fill_buffer(
-                            model, agent, real.buffer.data, starts, model_buf,
-                            RolloutSettings(length, ro.beta, ro.uncertainty, ro.k_mode, ro.chunk_size, ro.batch_size,
-                                            ro.dropout), term, gen)
-                    state.last_rollout["rollout_length"] = length
-                lap("rollout")
-            # ---- G SAC updates per env step on real ∪ model data
-            if learning:
-                for _ in range(t.utd):
-                    batch = sac_batch(real.buffer.store.table[: real.n], model_buf, real.buffer.store,
-                                      cfg.agent.batch_size, t.real_ratio, gen)
-                    out = agent.update(*(batch[k] for k in KEYS),
-                                       update_actor=(state.updates % cfg.agent.actor_update_every == 0))
-                    add_losses(state.acc, out)
-                    state.updates += 1
-                lap("sac")
-            if step % cfg.eval.every and step != total:
-                continue
-            # ---- evaluation, divergence guard, checkpoint
-            losses = mean_losses(state.acc)
-            ensure_finite(losses, f"env step {step}", run.file("checkpoints", "last_good.pt"),
-                          lambda p, good=last_good: checkpoint(p, good))
-            last_good = copy.deepcopy(agent.state_dict())
-            now = time.perf_counter()
-            ups = (state.updates - updates_at) / max(now - t_eval, 1e-9)
-            state.acc = loss_sums()
-            rets = evaluate(lambda o: agent.act(o, deterministic=True), spec, cfg.eval.episodes,
-                            seed=cfg.run.seed * 100_003 + step, max_steps=cfg.eval.max_episode_steps, device=device)
-            row = {"env_steps": step, "updates": state.updates, **score_row(rets, ref), **losses,
-                   "alpha": float(agent.alpha),
-                   "train_return": float(np.mean(state.train_returns)) if state.train_returns else "",
-                   "model_holdout_mse": state.last_fit.get("model_holdout_mse", ""),
-                   "model_fit_s": state.last_fit.get("model_fit_s", ""),
-                   "rollout_length": state.last_rollout.get("rollout_length", ""),
-                   "model_buffer": model_buf.size, "updates_per_s": ups,
-                   **{f"{k}_s": round(v, 3) for k, v in state.phase_s.items()},
-                   "wall_s": round(wall0 + now - t_start, 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            append_csv(metrics, row)
-            lap("eval")
+            while state.env_steps < total:
+                stop_requested()  # a Ctrl-C or SIGTERM during the last env step takes effect here
+                # ---- act in the real environment (random during warm-up)
+                obs = sim.obs
+                if state.env_steps < t.warmup_steps:
+                    a = (torch.rand(spec.act_dim, generator=gen, device=device) * 2 - 1).cpu().numpy()
+                else:
+                    a = agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
+                nxt, r, terminal, truncated = sim.step(a)
+                real.add(obs, a, r, nxt, terminal, truncated and not terminal)
+                state.env_steps += 1
+                state.episode_return += r
+                if terminal or truncated:
+                    state.train_returns = (state.train_returns + [state.episode_return])[-10:]
+                    state.episode += 1
+                    state.episode_return = 0.0
+                    sim.reset(state.episode)
+                step = state.env_steps
+                learning = step >= t.warmup_steps
+                lap("env")
+                # ---- Algorithm 2: refit the model and roll it out every model_update_interval env steps
+                if model_based and learning and (step - t.warmup_steps) % t.model_update_interval == 0:
+                    data = real.transitions()  # all real data so far, episode ends marked
+                    model, state.last_fit = fit_dynamics(cfg, model, data, device, cfg.run.seed + step)
+                    lap("fit")
+                    length = rollout_length(t.rollout_schedule, step)
+                    model_buf = resize_model_buffer(model_buf, ro.batch_size * length * t.model_retain_rollouts,
+                                                    spec.obs_dim, spec.act_dim, device)
+                    starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
+                    if len(starts):
+                        with torch.no_grad():
+                            state.last_rollout = rollout_model_and_fill_buffer(
+                                model, agent, real.buffer.data, starts, model_buf,
+                                RolloutSettings(length, ro.beta, ro.uncertainty, ro.k_mode, ro.chunk_size,
+                                                ro.batch_size, ro.dropout), term, gen)
+                        state.last_rollout["rollout_length"] = length
+                    lap("rollout")
+                # ---- G SAC updates per env step on real ∪ model data
+                if learning:
+                    for _ in range(t.utd):
+                        batch = sac_batch(real.buffer.store.table[: real.n], model_buf, real.buffer.store,
+                                          cfg.agent.batch_size, t.real_ratio, gen)
+                        out = agent.update(*(batch[k] for k in KEYS),
+                                           update_actor=(state.updates % cfg.agent.actor_update_every == 0))
+                        add_losses(state.acc, out)
+                        state.updates += 1
+                    lap("sac")
+                if step % cfg.eval.every and step != total:
+                    continue
+                # ---- evaluation, divergence guard, checkpoint
+                losses = mean_losses(state.acc)
+                ensure_finite(losses, f"env step {step}", run.file("checkpoints", "last_good.pt"),
+                              lambda p, good=last_good: checkpoint(p, good))
+                last_good = copy.deepcopy(agent.state_dict())
+                now = time.perf_counter()
+                ups = (state.updates - updates_at) / max(now - t_eval, 1e-9)
+                state.acc = loss_sums()
+                rets = evaluate(lambda o: agent.act(o, deterministic=True), spec, cfg.eval.episodes,
+                                seed=cfg.run.seed * 100_003 + step, max_steps=cfg.eval.max_episode_steps, device=device)
+                row = {"env_steps": step, "updates": state.updates, **score_row(rets, ref), **losses,
+                       "alpha": float(agent.alpha),
+                       "train_return": float(np.mean(state.train_returns)) if state.train_returns else "",
+                       "model_holdout_mse": state.last_fit.get("model_holdout_mse", ""),
+                       "model_fit_s": state.last_fit.get("model_fit_s", ""),
+                       "rollout_length": state.last_rollout.get("rollout_length", ""),
+                       "model_buffer": model_buf.size, "updates_per_s": ups,
+                       **{f"{k}_s": round(v, 3) for k, v in state.phase_s.items()},
+                       "wall_s": round(wall0 + now - t_start, 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                append_csv(metrics, row)
+                lap("eval")
+                checkpoint()
+                if hooks.on_progress:
+                    hooks.on_progress(step, row)
+                t_eval, updates_at = time.perf_counter(), state.updates
+                clock = t_eval
+        except KeyboardInterrupt:
             checkpoint()
-            if hooks.on_progress:
-                hooks.on_progress(step, row)
-            t_eval, updates_at = time.perf_counter(), state.updates
-            clock = t_eval
-    except KeyboardInterrupt:
-        checkpoint()
-        raise
-    finally:
-        sim.close()
+            raise
+        finally:
+            sim.close()
     save_policy(run, agent.actor, spec.obs_dim, spec.act_dim, cfg.agent.hidden, cfg.data.task, algo)
     rows = read_rows(metrics)
     return write_summary(run, cfg, algo, cfg.model.kind if model_based else None, rows, ref, {

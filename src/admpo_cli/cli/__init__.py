@@ -3,7 +3,8 @@ print a summary. The only package that prints. One module per command group:
 
 - info.py     presets list|show, doctor          - data.py    collect, data info
 - models.py   fit-model, eval-compounding/-uncertainty
-- train.py    train-off, train-bc, resume        - report.py  report
+- train.py    train-off, train-on, train-bc, resume  - report.py  report
+- sweep.py    sweep (local pool or Ray)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import typer
 
 from .. import __version__
 from ..errors import UserError
-from . import data, info, models, report, train  # noqa: F401  (the commands register on the app)
+from . import data, info, models, report, sweep, train  # noqa: F401  (the commands register on the app)
 from .app import app
 from .ui import console, err_console
 

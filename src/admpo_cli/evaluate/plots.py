@@ -88,3 +88,43 @@ def plot_learning_curves(curves: dict[str, list[pd.DataFrame]], path: Path, titl
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_grid(df: pd.DataFrame, key: str, path: Path, ylabel: str) -> None:
+    """Final score vs one swept setting (the paper's Figure 6: score vs m), a panel per task, a line per
+    variant: mean ± std over seeds, each seed a dot. df: task, variant, value (of the key), seed, score."""
+    tasks = sorted(df["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    numeric = pd.to_numeric(df["value"], errors="coerce").notna().all()
+    for ax, task in zip(axes[0], tasks, strict=True):
+        d = df[df["task"] == task]
+        for variant, g in d.groupby("variant", sort=False):
+            xs = pd.to_numeric(g["value"]) if numeric else g["value"].astype(str)
+            g = g.assign(x=xs)
+            agg = g.groupby("x")["score"].agg(["mean", lambda s: s.std(ddof=0)]).sort_index()
+            agg.columns = ["mean", "std"]
+            line = ax.errorbar(agg.index, agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=variant)
+            ax.scatter(g["x"], g["score"], s=10, alpha=0.5, color=line[0].get_color())
+        ax.set_xlabel(key)
+        ax.set_ylabel(ylabel)
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+        if numeric:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[0][-1].legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_profiles(taus: np.ndarray, profiles: dict, cis: dict, path: Path, xlabel: str) -> None:
+    """Performance profiles: fraction of runs with a final score above tau, 95 % CI band."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for variant, prof in profiles.items():
+        line = ax.plot(taus, prof, label=variant)[0]
+        lo, hi = cis[variant]
+        ax.fill_between(taus, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(f"{xlabel} τ")
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from ..algorithms import variant_label
 from ..errors import UserError
@@ -23,6 +24,10 @@ class RunRecord:
     summary: dict | None
     metrics: pd.DataFrame | None
     files: dict[str, Path] = field(default_factory=dict)
+    label: str = ""  # the algorithm's label alone; `variant` adds the grid point of a sweep
+    point: dict[str, str] = field(default_factory=dict)  # the sweep's grid point (study.yaml), if any
+    dataset: dict | None = None  # dataset.json: source and fingerprint
+    meta: dict = field(default_factory=dict)  # meta.json: versions, git revision
 
     @property
     def complete(self) -> bool:
@@ -59,12 +64,43 @@ def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str) -> str:
                          s.get("setting", "offline"))
 
 
-def read_run(path: Path) -> RunRecord:
+def study_points(paths: list[Path]) -> tuple[dict[Path, dict[str, str]], dict[str, list[str]]]:
+    """The grid point of every run listed in a study.yaml among `paths` (written by `admpo sweep`), and the
+    studies' grids."""
+    points: dict[Path, dict[str, str]] = {}
+    grid: dict[str, list[str]] = {}
+    for p in paths:
+        f = Path(p) / "study.yaml"
+        if not f.exists():
+            continue
+        try:
+            doc = yaml.safe_load(f.read_text()) or {}
+        except yaml.YAMLError:
+            raise UserError(f"{f}: not valid YAML") from None
+        for key, values in ((doc.get("study") or {}).get("grid") or {}).items():
+            grid.setdefault(key, [])
+            grid[key] += [str(v) for v in values if str(v) not in grid[key]]
+        for r in doc.get("runs") or []:
+            points[(Path(p) / r["path"]).resolve()] = {k: str(v) for k, v in (r.get("grid") or {}).items()}
+    return points, grid
+
+
+def _json(p: Path) -> dict | None:
+    try:
+        return json.loads(p.read_text()) if p.exists() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def read_run(path: Path, point: dict[str, str] | None = None) -> RunRecord:
     rd = RunDir.open(path)
     cfg = rd.config()
     summary = json.loads(rd.file("summary.json").read_text()) if rd.file("summary.json").exists() else None
     metrics = pd.read_csv(rd.file("metrics.csv")) if rd.file("metrics.csv").exists() else None
     files = {name: rd.file(name) for name in ("compounding.csv", "compounding.png", "uncertainty.json",
                                                "uncertainty.png") if rd.file(name).exists()}
-    return RunRecord(path, cfg.data.task, variant_name(summary, cfg.train.algo, cfg.model.kind), cfg.run.seed,
-                     rd.training_status() or "not started", summary, metrics, files)
+    label = variant_name(summary, cfg.train.algo, cfg.model.kind)
+    point = point or {}
+    variant = " ".join([label, *(f"{k.split('.')[-1]}={v}" for k, v in point.items())])
+    return RunRecord(path, cfg.data.task, variant, cfg.run.seed, rd.training_status() or "not started", summary,
+                     metrics, files, label, point, _json(rd.file("dataset.json")), _json(rd.file("meta.json")) or {})

@@ -38,7 +38,9 @@ def score_table(df: pd.DataFrame, paper: bool = False, decimals: int = 1) -> tup
     for t in tasks:
         for v in variants:
             if pd.notna(mean.loc[t, v]):
-                text.loc[t, v] = f"{mean.loc[t, v]:.{decimals}f} ± {std.loc[t, v]:.{decimals}f} ({int(n.loc[t, v])})"
+                k = int(n.loc[t, v])
+                text.loc[t, v] = (f"{mean.loc[t, v]:.{decimals}f} ± {std.loc[t, v]:.{decimals}f} (n={k})" if k > 1
+                                  else f"{mean.loc[t, v]:.{decimals}f} (n=1)")
             else:
                 text.loc[t, v] = "–"
     numeric = mean.copy()

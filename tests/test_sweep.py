@@ -1,0 +1,182 @@
+"""`admpo sweep`: the grid into runs, a local pool, a kill and a re-run, a Ray cluster the test starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from admpo_cli.cli import app
+from admpo_cli.errors import UserError
+from admpo_cli.sweep.plan import parse_grid, parse_seeds
+
+runner = CliRunner()
+ADMPO = str(Path(sys.executable).with_name("admpo"))
+
+
+def tiny(data_dir: Path, epochs: int = 2, steps: int = 40) -> list[str]:
+    """quickstart presets shrunk to seconds a run (data collected into the test's own folder)."""
+    sets = [f"data.data_dir={data_dir}", "data.collect_steps=1500", "model.max_epochs=2", "model.steps_per_epoch=10",
+            f"train.epochs={epochs}", f"train.steps_per_epoch={steps}", "train.rollout_freq=20", "eval.episodes=1",
+            "eval.every=1", "rollout.batch_size=100", "eval.max_episode_steps=50", "train.checkpoint_every=1"]
+    return [x for s in sets for x in ("--set", s)]
+
+
+def sweep(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ADMPO_QUIET": "1"}
+    return subprocess.run([ADMPO, "sweep", *args], cwd=cwd, capture_output=True, text=True, env=env, **kw)
+
+
+def test_seeds_and_grid_parse_and_refuse_in_one_line():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("0,3,7") == [0, 3, 7] and parse_seeds("2") == [2]
+    assert parse_grid(["model.m=1,2,5", "rollout.beta=0.5"]) == {"model.m": ["1", "2", "5"], "rollout.beta": ["0.5"]}
+    for bad in ("4-1", "a", "0,0"):
+        with pytest.raises(UserError, match="--seeds"):
+            parse_seeds(bad)
+    for bad in (["m=1,2"], ["model.m"], ["model.m="]):
+        with pytest.raises(UserError, match="--grid"):
+            parse_grid(bad)
+
+
+def test_dry_run_lists_the_runs_by_their_parameters_and_makes_nothing(tmp_path):
+    out = tmp_path / "study"
+    r = runner.invoke(app, ["sweep", "--preset", "quickstart-hopper", "--grid", "model.m=1,2,3", "--seeds", "0-1",
+                            "--algos", "admpo,mopo", "--out", str(out), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "12 runs" in r.output
+    assert "admpo-s0-m1-" in r.output and "mopo-s1-m2-" in r.output  # the grid value in the name
+    assert not out.exists()
+    # an algorithm the preset cannot take, an unknown key: one line, nothing made
+    for args, msg in ((["--preset", "quickstart-hopper-online", "--algos", "mopo"], "train-off"),
+                      (["--preset", "quickstart-hopper", "--grid", "model.mm=1,2"], "model.mm"),
+                      (["--preset", "quickstart-hopper", "--algos", "ppo"], "--algos")):
+        r = runner.invoke(app, ["sweep", *args, "--out", str(out)])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, r.output
+        assert not out.exists()
+
+
+@pytest.mark.slow
+def test_local_sweep_runs_skips_done_and_reports_with_rliable_aggregates(tmp_path):
+    out = tmp_path / "study"
+    args = ["--presets", "quickstart-hopper,quickstart-walker2d", "--algos", "admpo,mopo", "--seeds", "0-1",
+            "--out", str(out), "--jobs", "2", *tiny(tmp_path / "data")]
+    r = sweep(args, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    study = pd.read_csv(out / "study.csv")
+    assert len(study) == 8 and (study["state"] == "done").all() and study["score"].notna().all()
+    assert {"quickstart-hopper/admpo-s0", "quickstart-walker2d/mopo-s1"} <= {p.rsplit("-", 1)[0] for p in study["run"]}
+    first = out / study["run"][0] / "summary.json"
+    stamp = first.stat().st_mtime_ns
+    r = sweep(args, tmp_path)  # everything done: nothing runs again
+    assert r.returncode == 0 and "8 already done, 0 run now" in r.stdout, r.stdout
+    assert first.stat().st_mtime_ns == stamp
+    rep = tmp_path / "rep"
+    r = runner.invoke(app, ["report", str(out), "--out", str(rep)])
+    assert r.exit_code == 0, r.output
+    agg = pd.read_csv(rep / "aggregates.csv").set_index("variant")
+    scores = pd.read_csv(rep / "summary.csv", index_col="task")
+    assert agg.loc["ADMPO-OFF", "runs"] == 4 and agg.loc["ADMPO-OFF", "tasks"] == 2
+    # IQM by hand: the middle half of the 4 final scores (the 2nd and 3rd of the sorted values)
+    finals = sorted(json.loads((out / p / "summary.json").read_text())["final_score"]
+                    for p in study[study["algo"] == "admpo"]["run"])
+    assert agg.loc["ADMPO-OFF", "iqm"] == pytest.approx((finals[1] + finals[2]) / 2, rel=1e-3)
+    assert agg.loc["ADMPO-OFF", "iqm_lo"] <= agg.loc["ADMPO-OFF", "iqm"] <= agg.loc["ADMPO-OFF", "iqm_hi"]
+    assert agg.loc["ADMPO-OFF", "mean"] == pytest.approx(sum(finals) / 4, rel=1e-3)
+    assert scores.loc["quickstart-hopper"].notna().all()
+    assert (rep / "performance-profiles.png").exists()
+
+
+@pytest.mark.slow
+def test_killed_sweep_reruns_only_what_is_missing_with_the_same_results(tmp_path):
+    """SIGKILL the sweep while its second run trains: the worker saves a checkpoint on the way out; the same
+    command finishes the rest, the finished run untouched and the interrupted one equal to a run that was
+    never interrupted."""
+    out = tmp_path / "study"
+    sets = tiny(tmp_path / "data", epochs=6, steps=100)
+    args = ["--preset", "quickstart-hopper", "--seeds", "0-2", "--out", str(out), "--jobs", "1", *sets]
+    proc = subprocess.Popen([ADMPO, "sweep", *args], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "ADMPO_QUIET": "1"})
+    runs = lambda: sorted(p.parent for p in out.glob("quickstart-hopper/*/config.yaml"))  # noqa: E731
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        rs = runs()
+        if len(rs) >= 2 and (rs[0] / "summary.json").exists() and (rs[1] / "checkpoints" / "offline.pt").exists():
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the sweep did not reach its second run")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first, second = runs()[:2]
+    done_before = (first / "summary.json").read_bytes()
+    stamp = (first / "summary.json").stat().st_mtime_ns
+    time.sleep(2)  # the orphaned worker got SIGTERM with its parent: let it save and release the run
+    assert not (second / "summary.json").exists()
+    r = sweep(args, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 already done, 2 run now" in r.stdout, r.stdout
+    assert (first / "summary.json").stat().st_mtime_ns == stamp and (first / "summary.json").read_bytes() == done_before
+    assert "resuming" in (second / "log.txt").read_text()
+    # the interrupted run against the same run trained in one go
+    ref = tmp_path / "ref"
+    rr = subprocess.run([ADMPO, "train-off", "--preset", "quickstart-hopper", "--seed", "1", "--run", str(ref), *sets,
+                         "--set", "run.root=" + str(out)], cwd=tmp_path, capture_output=True, text=True,
+                        env={**os.environ, "ADMPO_QUIET": "1"})
+    assert rr.returncode == 0, rr.stdout + rr.stderr
+    cols = ["step", "return_mean", "score_mean", "critic_loss", "q_mean"]
+    a, b = pd.read_csv(second / "metrics.csv")[cols], pd.read_csv(ref / "metrics.csv")[cols]
+    pd.testing.assert_frame_equal(a, b, rtol=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster():
+    """A one-node Ray cluster on 127.0.0.1, started for the test and stopped after it (its session files in a
+    short temporary folder: Ray's sockets need paths under 108 bytes)."""
+    import shutil
+    import tempfile
+
+    pytest.importorskip("ray")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                            f"--temp-dir={temp}"], capture_output=True, text=True, env=env, timeout=180)
+    assert start.returncode == 0, start.stdout + start.stderr
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_the_same_sweep_runs_on_a_ray_cluster(tmp_path, ray_cluster):
+    out = tmp_path / "study"
+    args = ["--preset", "quickstart-hopper", "--algos", "admpo,mopo", "--seeds", "0", "--out", str(out),
+            "--ray-address", ray_cluster, "--cpus-per-run", "1", *tiny(tmp_path / "data")]
+    r = sweep(args, tmp_path, timeout=400)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Ray cluster: 1 node(s)" in r.stdout
+    study = pd.read_csv(out / "study.csv")
+    assert len(study) == 2 and (study["state"] == "done").all()
+    r = sweep(args, tmp_path, timeout=400)
+    assert r.returncode == 0 and "2 already done, 0 run now" in r.stdout, r.stdout
+    assert not list(out.glob(".probe-*"))  # the writability probes are cleaned up
