@@ -111,7 +111,8 @@ def test_report_reads_as_a_document_in_a_real_headless_browser(runs, tmp_path):
 
     import matplotlib.image as mpimg
 
-    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    names = ("chromium", "chromium-browser", "google-chrome")
+    browser = next((shutil.which(b) for b in names if shutil.which(b)), None)
     if browser is None:
         if os.environ.get("CI"):
             pytest.fail("CI must have Chromium (.ci/run installs it)")

@@ -56,7 +56,10 @@ def test_dry_run_lists_the_runs_by_their_parameters_and_makes_nothing(tmp_path):
     assert "admpo-s0-m1-" in r.output and "mopo-s1-m2-" in r.output  # the grid value in the name
     assert not out.exists()
     # an algorithm the preset cannot take, an unknown key: one line, nothing made
-    for args, msg in ((["--preset", "quickstart-hopper-online", "--algos", "mopo"], "train-off"),
+    r = runner.invoke(app, ["sweep", "--presets", "quickstart-hopper,quickstart-hopper-online", "--algos", "admpo,sac",
+                            "--out", str(out), "--dry-run"])  # sac only where it runs: online
+    assert r.exit_code == 0 and "3 runs" in r.output and "quickstart-hopper x sac" in r.output, r.output
+    for args, msg in ((["--preset", "quickstart-hopper-online", "--algos", "mopo"], "none of the presets"),
                       (["--preset", "quickstart-hopper", "--grid", "model.mm=1,2"], "model.mm"),
                       (["--preset", "quickstart-hopper", "--algos", "ppo"], "--algos")):
         r = runner.invoke(app, ["sweep", *args, "--out", str(out)])

@@ -81,9 +81,11 @@ def sweep(
     if not presets:
         raise _bad("--presets", "name at least one preset (admpo presets list)")
     grid_map = parse_grid(grid)
-    runs = plan_sweep(parse_list(presets, "--presets"), parse_list(algos, "--algos"), parse_seeds(seeds), grid_map,
-                      set_, str(config) if config else None, dataset, device, out.resolve())
+    runs, skipped = plan_sweep(parse_list(presets, "--presets"), parse_list(algos, "--algos"), parse_seeds(seeds),
+                               grid_map, set_, str(config) if config else None, dataset, device, out.resolve())
     out = out.resolve()
+    if skipped:
+        console.print(f"left out (the algorithm belongs to the other setting): {', '.join(skipped)}")
     if dry_run:
         t = Table(title=f"{len(runs)} runs -> {out} (dry run: nothing runs)")
         for c in ("run", "command", "grid", "now"):

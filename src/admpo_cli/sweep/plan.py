@@ -86,16 +86,21 @@ def command_for(preset: str, cfg: Config) -> str:
 
 def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dict[str, list[str]],
                sets: list[str] | None, config: str | None, dataset: str | None, device: str | None,
-               out: Path) -> list[RunSpec]:
-    """Every run of the grid, in a stable order (preset, algorithm, grid point, seed). Refuses, before anything
-    runs, an algorithm a preset cannot take and a grid key or value the config does not know."""
+               out: Path) -> tuple[list[RunSpec], list[str]]:
+    """Every run of the grid, in a stable order (preset, algorithm, grid point, seed), and the preset x
+    algorithm pairs left out because the algorithm belongs to the other setting (sac on an offline preset,
+    mopo on an online one). Refuses, before anything runs, an algorithm no preset can take and a grid key
+    or value the config does not know."""
     for a in algos:
         if a not in algorithms.ALGORITHMS:
             raise UserError(f"--algos: unknown algorithm {a!r}; expected one of {', '.join(algorithms.ALGORITHMS)}")
     keys = list(grid)
     runs: list[RunSpec] = []
+    skipped: dict[tuple[str, str], str] = {}
     for preset, algo in itertools.product(presets, algos):
         for values in itertools.product(*(grid[k] for k in keys)):
+            if (preset, algo) in skipped:
+                break
             point = tuple(zip(keys, values, strict=True))
             for seed in seeds:
                 cfg = resolve(preset, config, list(sets or []) + [f"{k}={v}" for k, v in point],
@@ -105,9 +110,14 @@ def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dic
                 try:
                     algorithms.check_command(command, algo, cfg.train.setting, preset)
                 except UserError as e:
-                    raise UserError(f"sweep: {preset} x {algo}: {e}") from None
+                    skipped[(preset, algo)] = str(e)
+                    break
                 runs.append(RunSpec(preset, algo, seed, point, command, out / run_name(cfg, tuple(keys)), cfg))
+    for algo in algos:
+        if not any(r.algo == algo for r in runs):
+            reason = next(v for (p, a), v in skipped.items() if a == algo)
+            raise UserError(f"sweep: --algos {algo} runs on none of the presets ({reason})")
     paths = [r.path for r in runs]
     if len(set(paths)) != len(paths):
         raise UserError("sweep: two runs of the grid resolve to the same settings (a grid value equal to another?)")
-    return runs
+    return runs, [f"{p} x {a}" for p, a in skipped]
