@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.live import Live
 from rich.table import Table
 
 from .app import app
@@ -115,6 +114,8 @@ def sweep(
     except BaseException:
         executor.close(cancel=True)
         raise
+    from rich.live import Live
+
     console.print(f"sweep: {len(runs)} runs -> {out} ({executor.describe()})")
     title = f"sweep {out.name}: {len(runs)} runs"
     live = Live(_table([], out, title), console=console, refresh_per_second=2, transient=False,
