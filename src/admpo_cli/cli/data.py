@@ -1,4 +1,4 @@
-"""`admpo collect` and `admpo data info`."""
+"""`admpo collect`, `admpo data info` and `admpo data download`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from ..errors import UserError
 from .app import app, data_app
 from .options import (
     DeviceOpt,
+    JsonOpt,
     RichProgress,
+    emit_json,
+    json_mode,
     kv_table,
+    typer_table,
     user_errors,
 )
 from .ui import console
@@ -91,3 +95,44 @@ def data_info(
 # ---------------------------------------------------------------- models
 
 
+
+
+@data_app.command("download")
+@user_errors
+def download_cmd(
+    ids: Annotated[list[str] | None, typer.Argument(
+        help="D4RL ids (hopper-medium-v2), NeoRL names (Hopper-v3-low), all-d4rl or all-neorl.")] = None,
+    folder: Annotated[Path | None, typer.Option(
+        "--dir", help="Target folder (default: $D4RL_DATASET_DIR or ~/.d4rl/datasets: where loaders look).")] = None,
+    base_url: Annotated[str | None, typer.Option(
+        help="Another base address serving the same paths (a mirror); default: each benchmark's own.")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the downloadable datasets and exit.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch D4RL v2 / NeoRL dataset files: resumes partial downloads, checks size and layout, renames
+    into place only when whole."""
+    from ..data.download import default_dir, download, resolve_ids, table
+
+    json_mode(json_out)
+    if list_:
+        rows = [{"id": r.id, "benchmark": r.benchmark, "file": r.filename} for r in table().values()]
+        if json_out:
+            emit_json({"datasets": rows})
+            return
+        t = typer_table("downloadable datasets", ("id", "benchmark", "file"), [list(r.values()) for r in rows])
+        console.print(t)
+        return
+    if not ids:
+        raise UserError("data download: name a dataset (e.g. hopper-medium-v2), all-d4rl or all-neorl; --list "
+                        "shows them")
+    remotes = resolve_ids(ids)
+    target = folder or default_dir()
+    done = []
+    for r in remotes:
+        with RichProgress().task(f"{r.id}", total=None) as bar:
+            path = download(r, target, base_url, lambda n, total, bar=bar: bar.update(completed=n, total=total))
+        done.append({"id": r.id, "path": str(path), "bytes": path.stat().st_size})
+        if not json_out:
+            console.print(f"{r.id}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if json_out:
+        emit_json({"downloaded": done})

@@ -50,6 +50,35 @@ RunOpt = Annotated[Path | None, typer.Option(
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Dataset file or id; overrides the preset's.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for python, numpy and torch.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+
+
+def emit_json(obj) -> None:
+    """The summary as one JSON object on stdout (progress and messages are off or on stderr)."""
+    import json
+    import sys
+
+    from ..rundir import json_default
+
+    sys.stdout.write(json.dumps(obj, default=json_default, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def json_mode(on: bool) -> None:
+    """--json: no progress bars and no Rich output on stdout."""
+    import os
+
+    if on:
+        os.environ["ADMPO_QUIET"] = "1"
+
+
+def typer_table(title: str, columns, rows) -> Table:
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(str(c))
+    for r in rows:
+        table.add_row(*[str(v) for v in r])
+    return table
 
 
 def kv_table(title: str, rows) -> Table:

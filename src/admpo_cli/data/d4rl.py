@@ -43,9 +43,8 @@ def find_file(path_or_id: str, data_dir: str = "") -> Path:
             return d / fname
     looked = ", ".join(str(d) for d in dirs)
     raise UserError(
-        f"D4RL dataset {path_or_id}: {fname} not found in {looked}; copy the file from a machine "
-        f"with internet (https://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2/{fname}) "
-        "into one of these folders or pass --dataset PATH"
+        f"D4RL dataset {path_or_id}: {fname} not found in {looked}; fetch it with "
+        f"`admpo data download {path_or_id}` (or copy it there from a machine with internet), or pass --dataset PATH"
     )
 
 

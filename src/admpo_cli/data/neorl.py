@@ -35,8 +35,8 @@ def find_file(path_or_name: str, trajectories: int, data_dir: str = "") -> Path:
                 return d / fname
     raise UserError(
         f"NeoRL dataset {path_or_name}: none of {', '.join(tried)} found in "
-        f"{', '.join(str(d) for d in dirs)}; download it with NeoRL (github.com/polixir/NeoRL) on a "
-        "machine with internet and copy it there, or pass --dataset PATH"
+        f"{', '.join(str(d) for d in dirs)}; fetch it with `admpo data download {path_or_name}` (or copy it "
+        "there from a machine with internet), or pass --dataset PATH"
     )
 
 
