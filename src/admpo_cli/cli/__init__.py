@@ -4,7 +4,7 @@ print a summary. The only package that prints. One module per command group:
 - info.py     presets list|show, doctor          - data.py    collect, data info
 - models.py   fit-model, eval-compounding/-uncertainty
 - train.py    train-off, train-on, train-bc, resume  - report.py  report
-- sweep.py    sweep (local pool or Ray)
+- sweep.py    sweep (local pool or Ray)           - policy.py  eval-policy, export
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 
 from .. import __version__
 from ..errors import UserError
-from . import data, info, models, report, sweep, train  # noqa: F401  (the commands register on the app)
+from . import data, info, models, policy, report, sweep, train  # noqa: F401  (the commands register on the app)
 from .app import app
 from .ui import console, err_console
 

@@ -9,7 +9,7 @@ app = typer.Typer(
     help="Any-step Dynamics Model (ADM), ADMPO-ON and ADMPO-OFF: fit, measure, train, report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 presets_app = typer.Typer(help="List and show the shipped presets.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)

@@ -72,7 +72,14 @@ def doctor() -> None:
             table.add_row(f"env {spec.gym_id} ({layout})", f"ok, obs {o.shape[0]}")
         except Exception as exc:  # report, don't crash: this is a diagnosis
             table.add_row(f"env {spec.gym_id} ({layout})", f"[red]failed[/red]: {exc}")
-    for opt in ("minari", "h5py", "matplotlib", "d4rl"):
+    from ..runtime import GL_HINTS, probe_gl
+
+    for backend in ("egl", "osmesa"):  # offscreen rendering for eval-policy --video
+        err = probe_gl(backend)
+        table.add_row(f"render MUJOCO_GL={backend}", "ok" if err is None else
+                      f"[yellow]unavailable[/yellow]: {err}; install: {GL_HINTS[backend]}")
+    for opt in ("minari", "h5py", "matplotlib", "d4rl", "imageio_ffmpeg", "onnxruntime", "tensorboard", "wandb",
+                "ray"):
         try:
             mod = __import__(opt)
             table.add_row(f"optional {opt}", getattr(mod, "__version__", "installed"))

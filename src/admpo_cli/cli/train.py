@@ -14,22 +14,33 @@ from .options import (
     ConfigOpt,
     DatasetOpt,
     DeviceOpt,
+    JsonOpt,
     PresetOpt,
     RichProgress,
     RunOpt,
     SeedOpt,
     SetOpt,
+    emit_json,
+    json_mode,
     kv_table,
     setup,
     user_errors,
 )
 from .ui import console
 
+LoggerOpt = Annotated[str, typer.Option(
+    "--logger", help="csv (metrics.csv, always) plus tensorboard and/or wandb, comma-separated.")]
 
-def _train(cfg, rd: RunDir, dev, force: bool = False) -> None:
+
+def _train(cfg, rd: RunDir, dev, force: bool = False, logger: str = "csv", json_out: bool = False) -> None:
+    from ..stages.loggers import parse_loggers
     from ..stages.train import train_stage
 
-    result = train_stage(cfg, rd, dev, force, RichProgress())
+    json_mode(json_out)
+    result = train_stage(cfg, rd, dev, force, RichProgress(), parse_loggers(logger))
+    if json_out:
+        emit_json({"run": str(rd.path), "already_finished": result.already_finished, **result.summary})
+        return
     if result.already_finished:
         console.print(f"{rd.path}: already finished (summary.json); pass --force to train again")
     _print_summary(result.summary, rd)
@@ -57,6 +68,7 @@ def train_off(
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
     force: Annotated[bool, typer.Option(
         help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
+    logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """ADMPO-OFF (Algorithm 3): fit or reuse the model, then SAC on real + penalised imagined data.
 
@@ -65,7 +77,7 @@ def train_off(
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
                          {"model.kind": model, "train.algo": algo, "train.epochs": epochs},
                          force=force, command="train-off")
-    _train(cfg, rd, dev, force)
+    _train(cfg, rd, dev, force, logger, json_out)
 
 
 @app.command("train-on")
@@ -78,6 +90,7 @@ def train_on(
     steps: Annotated[int | None, typer.Option(help="Override train.total_steps (env steps).")] = None,
     force: Annotated[bool, typer.Option(
         help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
+    logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """ADMPO-ON (Algorithm 2): act, re-fit ADM, roll out from real histories, SAC on real + imagined data.
 
@@ -85,7 +98,7 @@ def train_on(
     model-free SAC at UTD 1. Evaluations every eval.every env steps go to metrics.csv."""
     cfg, rd, dev = setup(preset, config, set_, run, None, seed, device,
                          {"train.algo": algo, "train.total_steps": steps}, force=force, command="train-on")
-    _train(cfg, rd, dev, force)
+    _train(cfg, rd, dev, force, logger, json_out)
 
 
 @app.command("train-bc")
@@ -95,18 +108,19 @@ def train_bc_cmd(
     dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
     steps: Annotated[int | None, typer.Option(help="Override train.bc_steps.")] = None,
     force: Annotated[bool, typer.Option(help="Train again even if the run finished.")] = False,
+    logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """Behaviour cloning baseline through the same data and evaluation path."""
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device,
                          {"train.algo": "bc", "train.bc_steps": steps}, force=force, command="train-off")
-    _train(cfg, rd, dev, force)
+    _train(cfg, rd, dev, force, logger, json_out)
 
 
 @app.command()
 @user_errors
 def resume(
     run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/offline.pt or online.pt.")],
-    device: DeviceOpt = None,
+    device: DeviceOpt = None, logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """Continue an interrupted training run from its last checkpoint, with its own config."""
     rd = RunDir.open(run)
@@ -115,7 +129,7 @@ def resume(
         raise UserError(f"{run}: no checkpoint to resume (checkpoints/offline.pt or online.pt); start it with "
                         "`admpo train-off` or `admpo train-on`")
     cfg, rd, dev = setup(None, None, None, run, None, None, device)
-    _train(cfg, rd, dev)
+    _train(cfg, rd, dev, logger=logger, json_out=json_out)
 
 
 # ---------------------------------------------------------------- model measurements

@@ -4,6 +4,8 @@ trained again unless forced."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +16,17 @@ from ..config import Config
 from ..events import SILENT, Progress, log
 from ..rundir import RunDir
 from .fit import dataset_for_run, model_for_training
+from .loggers import make_loggers
+
+
+@contextmanager
+def _loggers(names: list[str] | None, run: RunDir, cfg: Config) -> Iterator[list]:
+    sinks = make_loggers(names or [], run, cfg)
+    try:
+        yield sinks
+    finally:
+        for s in sinks:
+            s.close()
 
 
 @dataclass
@@ -26,7 +39,9 @@ class TrainResult:
 
 
 def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = False,
-                progress: Progress = SILENT) -> TrainResult:
+                progress: Progress = SILENT, loggers: list[str] | None = None) -> TrainResult:
+    """Train the run to the end (resuming from its checkpoint); `loggers` (tensorboard, wandb) get every
+    evaluation row that goes to metrics.csv."""
     if run.file("summary.json").exists() and run.training_status() == "done" and not force:
         return TrainResult(run.read_json("summary.json"), already_finished=True)
     if force:
@@ -34,7 +49,7 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
     algo = cfg.train.algo
     result = TrainResult({})
     online = cfg.train.setting == "online"
-    with run.stage(f"train-{algo}", cfg, str(device)):
+    with run.stage(f"train-{algo}", cfg, str(device)), _loggers(loggers, run, cfg) as sinks:
         data = model = None
         if not online:
             data = dataset_for_run(cfg, run, progress)
@@ -50,6 +65,9 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
                 bar.update(total=total, completed=step)
 
             def on_progress(step: int, row: dict) -> None:
+                if "return_mean" in row:  # an evaluation row, as written to metrics.csv
+                    for sink in sinks:
+                        sink.log(step, row)
                 info = f"epoch {row['epoch']}  " if "epoch" in row else ""
                 info += f"{row.get('updates_per_s', 0):.0f} upd/s"
                 if row.get("score_mean") not in (None, ""):
