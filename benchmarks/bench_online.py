@@ -7,7 +7,9 @@
 2. `train.model_refit`: from_scratch (the authors) vs warm_start at equal time (the same gradient steps
    per re-fit), on growing prefixes of one online run's data: the hold-out MSE after each re-fit.
 
-    python benchmarks/bench_online.py [--slice 500] [--refits 5]
+3. `model.k_sampling`: all k per minibatch (Eq. 2) vs the authors' one k per minibatch, at equal time.
+
+    python benchmarks/bench_online.py [--slice 500] [--refits 5] [--only phases|refits|ksampling]
 """
 
 from __future__ import annotations
@@ -138,18 +140,46 @@ def refits(n_refits: int, console: Console) -> None:
                   f"warm_start {last['warm_start']:.4f}")
 
 
+def ksampling(console: Console) -> None:
+    """ADM's training minibatches: all k in one pass (Eq. 2, `model.k_sampling=all`) vs the authors' one k per
+    minibatch (`one`), warm-started re-fits on 2k/4k/6k random Hopper transitions: hold-out MSE (mean over
+    k) and seconds per re-fit, `one` at the same gradient steps and at about the same time."""
+    base = resolve("hopper-online")
+    spec = spec_for(base.data)
+    data, _, _ = collect(spec, 6000, None, seed=0)
+    table = Table(title="hopper-online's ADM: k sampling at equal time (warm-started re-fits, 5 epochs each)")
+    for col in ("k_sampling", "steps/epoch", "MSE @2k", "MSE @4k", "MSE @6k", "s / re-fit"):
+        table.add_column(col, justify="right")
+    for mode, steps in (("all", 100), ("one", 100), ("one", 170)):
+        cfg = replace(base, model=replace(base.model, k_sampling=mode, steps_per_epoch=steps))
+        seed_everything(0)
+        model, mses, secs = None, [], []
+        for n in (2000, 4000, 6000):
+            real = RealData(n, spec.obs_dim, spec.act_dim, torch.device("cpu"))
+            for j in range(n):
+                real.add(data.observations[j], data.actions[j], float(data.rewards[j]), data.next_observations[j],
+                         bool(data.terminals[j]), bool(data.timeouts[j]))
+            model, info = fit_dynamics(cfg, model, real.transitions(), torch.device("cpu"), 0)
+            mses.append(info["model_holdout_mse"])
+            secs.append(info["model_fit_s"])
+        table.add_row(mode, str(steps), *[f"{x:.4f}" for x in mses], f"{np.mean(secs):.1f}")
+    console.print(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slice", type=int, default=500, help="learning env steps timed after the warm-up")
     ap.add_argument("--refits", type=int, default=5)
-    ap.add_argument("--skip", choices=["phases", "refits"], default=None)
+    ap.add_argument("--only", choices=["phases", "refits", "ksampling"], default=None)
     a = ap.parse_args()
     keep_heap_memory()
     torch.set_num_threads(2)
     console = Console()
-    if a.skip != "refits":
+    if a.only in (None, "refits"):
         refits(a.refits, console)
-    if a.skip != "phases":
+    if a.only in (None, "ksampling"):
+        ksampling(console)
+    if a.only in (None, "phases"):
         phases(a.slice, console)
 
 
