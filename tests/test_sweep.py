@@ -173,13 +173,14 @@ def ray_cluster():
 @pytest.mark.slow
 def test_the_same_sweep_runs_on_a_ray_cluster(tmp_path, ray_cluster):
     out = tmp_path / "study"
-    args = ["--preset", "quickstart-hopper", "--algos", "admpo,mopo", "--seeds", "0", "--out", str(out),
-            "--ray-address", ray_cluster, "--cpus-per-run", "1", *tiny(tmp_path / "data")]
-    r = sweep(args, tmp_path, timeout=400)
+    """The local test's sweep (2 presets x 2 algorithms x 2 seeds), each run a Ray task of 1 CPU."""
+    args = ["--presets", "quickstart-hopper,quickstart-walker2d", "--algos", "admpo,mopo", "--seeds", "0-1",
+            "--out", str(out), "--ray-address", ray_cluster, "--cpus-per-run", "1", *tiny(tmp_path / "data")]
+    r = sweep(args, tmp_path, timeout=500)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Ray cluster: 1 node(s)" in r.stdout
     study = pd.read_csv(out / "study.csv")
-    assert len(study) == 2 and (study["state"] == "done").all()
+    assert len(study) == 8 and (study["state"] == "done").all() and study["score"].notna().all()
     r = sweep(args, tmp_path, timeout=400)
-    assert r.returncode == 0 and "2 already done, 0 run now" in r.stdout, r.stdout
+    assert r.returncode == 0 and "8 already done, 0 run now" in r.stdout, r.stdout
     assert not list(out.glob(".probe-*"))  # the writability probes are cleaned up

@@ -16,8 +16,8 @@ from pathlib import Path
 from ..config import Config
 
 ERROR = "error.txt"
-# pending: nothing written yet; interrupted: a checkpoint to resume from; busy: another process trains it
-STATES = ("pending", "queued", "running", "done", "failed", "interrupted", "busy")
+# A run's state: pending (nothing written yet), queued, running, done, failed, interrupted (a checkpoint to
+# resume from), busy (another process holds its lock).
 
 
 @dataclass
@@ -29,10 +29,6 @@ class RunState:
     score_kind: str = ""
     wall_s: float = 0.0
     error: str = ""
-
-    @property
-    def fraction(self) -> float:
-        return min(self.step / self.total, 1.0) if self.total else 0.0
 
 
 def total_steps(cfg: Config) -> tuple[str, int]:

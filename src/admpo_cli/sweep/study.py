@@ -27,7 +27,6 @@ STUDY_COLUMNS = ("run", "preset", "algo", "seed", "grid", "state", "step", "tota
 class Row:
     spec: RunSpec
     st: RunState
-    started: float | None = None  # when this sweep started it (for the ETA of a run with no metrics yet)
     note: str = ""  # skipped (done) | resumed | ...
 
     @property
@@ -136,7 +135,6 @@ def run_sweep(runs: list[RunSpec], executor, out: Path, on_update: Callable[[lis
                 if is_locked(lock):  # a worker holds it: the run is under way
                     fresh = read_state(r.spec.path, r.spec.config, lock, running_here=True)
                     fresh.state = "running"  # "done" only once its worker has returned
-                    r.started = r.started or time.time()
                     r.st = fresh
             if on_update:
                 on_update(rows)
