@@ -112,6 +112,7 @@ def interrupts_at_step_ends():
         received.append(signum)
         if len(received) > 1:
             raise KeyboardInterrupt
+        log.warning("stopping at the end of this step and saving a checkpoint (interrupt again to stop at once)")
 
     def check() -> None:
         if received:
