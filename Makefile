@@ -24,6 +24,8 @@ demo: install
 	$(BIN)/admpo eval-compounding --run $(RUN)
 	$(BIN)/admpo eval-uncertainty --run $(RUN)
 	$(BIN)/admpo train-on --preset quickstart-hopper-online --run $(RUN)-online
+	$(BIN)/admpo eval-policy $(RUN) --episodes 5
+	$(BIN)/admpo export $(RUN) --format torchscript
 	$(BIN)/admpo report $(RUN) $(RUN)-mopo $(RUN)-ensemble-ablation $(RUN)-bc $(RUN)-online --out $(RUN)-report
 
 test: install
