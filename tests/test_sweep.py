@@ -184,3 +184,17 @@ def test_the_same_sweep_runs_on_a_ray_cluster(tmp_path, ray_cluster):
     r = sweep(args, tmp_path, timeout=400)
     assert r.returncode == 0 and "8 already done, 0 run now" in r.stdout, r.stdout
     assert not list(out.glob(".probe-*"))  # the writability probes are cleaned up
+
+
+@pytest.mark.slow
+def test_a_failed_run_shows_its_error_line_and_does_not_stop_the_others(tmp_path):
+    """m 100 on random Hopper data (episodes far shorter than 100 steps) fails with a one-line error; the
+    m 2 run beside it finishes; the sweep's exit code says not all finished."""
+    out = tmp_path / "study"
+    r = sweep(["--preset", "quickstart-hopper", "--grid", "model.m=2,100", "--out", str(out), *tiny(tmp_path / "d")],
+              tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    study = pd.read_csv(out / "study.csv").set_index("grid")
+    assert study.loc["model.m=2", "state"] == "done"
+    assert study.loc["model.m=100", "state"] == "failed" and "lower model.m" in study.loc["model.m=100", "error"]
+    assert "failed" in r.stderr and "lower model.m" in r.stderr.replace("\n", " ")

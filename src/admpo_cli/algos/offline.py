@@ -27,7 +27,7 @@ from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..data.scores import Reference, reference_for
 from ..envs.registry import EnvSpec, spec_for
 from ..envs.termination import termination_fn
-from ..errors import DivergenceError
+from ..errors import DivergenceError, UserError
 from ..evaluate.policy import evaluate, score_row
 from ..models.base import DynamicsModel
 from ..models.rollout import cast_model, rollout
@@ -144,6 +144,9 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, data: Transiti
     model_buf = RingBuffer(ro.batch_size * ro.horizon * cfg.train.model_retain_epochs, data.obs_dim, data.act_dim,
                            device)
     starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
+    if len(starts) == 0:
+        raise UserError(f"{data.source}: no roll-out start windows: every episode is shorter than the model's "
+                        f"{model.context}-step context (lower model.m)")
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
 
