@@ -161,3 +161,20 @@ def test_presets_and_sources_cite_only_public_material():
     hits = [f"{p.relative_to(root)}: {word}" for p in root.rglob("*") if p.suffix in (".py", ".yaml", ".cpp")
             for word in private if word in p.read_text()]
     assert hits == []
+
+
+def test_the_fingerprint_survives_config_yaml_for_every_preset():
+    """A run's checkpoint carries the fingerprint of the config that wrote it; `admpo resume` reads the
+    config back from config.yaml: the two must agree (a default of ints read back as floats did not)."""
+    import yaml
+
+    from admpo_cli.config import dump_yaml, fingerprint, from_dict, preset_paths
+
+    for name in [None, *preset_paths()]:
+        for algo in ("admpo", "mopo", "bc", "mbpo", "sac"):
+            try:
+                cfg = resolve(name, None, [f"train.algo={algo}"])
+            except Exception:
+                continue  # an algorithm of the other setting
+            back = from_dict(yaml.safe_load(dump_yaml(cfg)))
+            assert fingerprint(back) == fingerprint(cfg), (name, algo)

@@ -147,7 +147,16 @@ def test_wandb_logs_offline_and_a_missing_backend_is_one_line(tmp_path):
     assert r.exit_code == 2 and "--logger" in r.output
 
 
-def test_shell_completion_is_installable():
-    r = runner.invoke(app, ["--help"])
-    assert "--install-completion" in r.output and "--show-completion" in r.output
+def test_shell_completion_installs_and_completes(tmp_path):
+    """`admpo --install-completion bash` writes the script the shell sources; the shell's own call (with
+    _ADMPO_COMPLETE set) completes a command name."""
+    env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
+    r = subprocess.run([ADMPO, "--install-completion", "bash"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    script = tmp_path / ".bash_completions" / "admpo.sh"
+    assert script.exists() and "_ADMPO_COMPLETE" in script.read_text()
+    assert str(script) in (tmp_path / ".bashrc").read_text()
+    r = subprocess.run([ADMPO], capture_output=True, text=True,
+                       env={**env, "_ADMPO_COMPLETE": "complete_bash", "COMP_WORDS": "admpo swe", "COMP_CWORD": "1"})
+    assert r.stdout.split() == ["sweep"], r.stdout + r.stderr
     assert shutil.which("bash")

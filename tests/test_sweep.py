@@ -123,7 +123,15 @@ def test_killed_sweep_reruns_only_what_is_missing_with_the_same_results(tmp_path
     first, second = runs()[:2]
     done_before = (first / "summary.json").read_bytes()
     stamp = (first / "summary.json").stat().st_mtime_ns
-    time.sleep(2)  # the orphaned worker got SIGTERM with its parent: let it save and release the run
+    # the orphaned worker got SIGTERM with its parent: it finishes its step, saves a checkpoint and lets go
+    # of the run's lock; wait for that rather than for a fixed time
+    from admpo_cli.sweep.state import is_locked, lock_path
+
+    lock = lock_path(out.resolve(), second.resolve())
+    deadline = time.time() + 60
+    while is_locked(lock) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not is_locked(lock), "the orphaned worker never stopped"
     assert not (second / "summary.json").exists()
     r = sweep(args, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -172,7 +172,7 @@ class TrainConfig:
     model_refit: Literal["warm_start", "from_scratch"] = "warm_start"
     model_retain_rollouts: int = 4
     # Roll-out length schedule [x, y, a, b]: x -> y over env steps a -> b.
-    rollout_schedule: tuple[float, ...] = (1, 15, 0, 50000)
+    rollout_schedule: tuple[float, ...] = (1.0, 15.0, 0.0, 50000.0)
     # BC: gradient steps.
     bc_steps: int = 20000
 
