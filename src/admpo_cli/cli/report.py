@@ -22,7 +22,8 @@ def report(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("report"),
     paper: Annotated[bool, typer.Option(help="Add the paper's published ADMPO-OFF scores, marked as such.")] = False,
 ) -> None:
-    """Tables (Tables 1/2 layout) and figures over run directories, and one self-contained index.html."""
+    """A report document over run directories or a sweep's study folder: IQM with bootstrap CIs, per-task
+    tables (Tables 1/2 layout), captioned figures (Figure 6 for a grid), one self-contained index.html."""
     from ..report.build import build_report
 
     res = build_report(runs, out, paper)
