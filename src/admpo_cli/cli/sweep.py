@@ -31,7 +31,7 @@ def _table(rows, out: Path, title: str) -> Table:
         t.add_column(c, justify=j, overflow="fold")
     for r in rows:
         st = r.st
-        name = str(r.spec.path.relative_to(out)) if r.spec.path.is_relative_to(out) else str(r.spec.path)
+        name = r.spec.name_in(out)
         score = "" if st.score is None else f"{st.score:.1f}" + (" (ret)" if st.score_kind == "return" else "")
         step = f"{st.step}/{st.total}" if st.total else str(st.step)
         note = st.error if st.state == "failed" else r.note
@@ -93,7 +93,7 @@ def sweep(
             st = read_state(r.path, r.config, lock_path(out, r.path))
             now = {"done": "skip (done)", "interrupted": "resume", "busy": "skip (another process trains it)",
                    "pending": "start", "failed": "start again"}.get(st.state, st.state)
-            t.add_row(str(r.path.relative_to(out)), r.command, " ".join(f"{k}={v}" for k, v in r.point) or "-", now)
+            t.add_row(r.name_in(out), r.command, " ".join(f"{k}={v}" for k, v in r.point) or "-", now)
         console.print(t)
         return
     if ray or ray_address:
@@ -136,7 +136,7 @@ def sweep(
     if not res.all_done:
         for r in res.rows:
             if r.st.state != "done":
-                err_console.print(f"[red]{r.st.state}[/red] {r.spec.path.relative_to(out)}: {r.st.error}",
+                err_console.print(f"[red]{r.st.state}[/red] {r.spec.name_in(out)}: {r.st.error}",
                                   highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 

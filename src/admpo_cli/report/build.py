@@ -33,7 +33,7 @@ def build_report(paths: list[Path], out: Path, paper: bool = False) -> dict:
     returns_num, returns_txt = score_table(finals(records, "final_return"), decimals=1)
     atomic_write_text(out / "summary.csv", scores_num.to_csv())
     atomic_write_text(out / "returns.csv", returns_num.to_csv())
-    intervals = interval_table(final_scores) if len(final_scores) else interval_table(final_scores.iloc[:0])
+    intervals = interval_table(final_scores)
     atomic_write_text(out / "aggregates.csv", intervals.to_csv(index=False, float_format="%.4g"))
     pending = pd.DataFrame([{"run": str(r.path), "task": r.task, "variant": r.variant, "seed": r.seed,
                              "status": r.status if r.summary is None or r.status != "done" else "done"}

@@ -123,7 +123,6 @@ class RayExecutor:
                 raise UserError(f"{out}: a file written there by Ray node {host} is not visible here; the runs "
                                 "must go to a directory every node reaches at the same path (a shared file system)")
             p.unlink()
-        self.threads = max(1, int(self.cpus))
 
     def submit(self, key: Any, spec: dict, cwd: str, lock: str) -> None:
         self.pending[self.task.remote(spec, max(1, int(self.cpus)), cwd, lock)] = key

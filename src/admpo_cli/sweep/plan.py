@@ -26,9 +26,9 @@ class RunSpec:
     path: Path
     config: Config
 
-    @property
-    def label(self) -> str:
-        return " ".join([self.preset, self.algo, *(f"{k}={v}" for k, v in self.point), f"seed {self.seed}"])
+    def name_in(self, out: Path) -> str:
+        """The run directory as the study lists it: relative to the study folder when inside it."""
+        return str(self.path.relative_to(out) if self.path.is_relative_to(out) else self.path)
 
     def to_dict(self) -> dict[str, Any]:
         """What a worker needs (plain data: it crosses process and machine boundaries)."""
@@ -43,7 +43,7 @@ def parse_seeds(text: str) -> list[int]:
         part = part.strip()
         try:
             if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else (part, part)
+                lo, hi = part.split("-", 1)
                 a, b = int(lo), int(hi)
                 if b < a:
                     raise ValueError
@@ -80,7 +80,7 @@ def parse_grid(entries: list[str] | None) -> dict[str, list[str]]:
     return grid
 
 
-def command_for(preset: str, cfg: Config) -> str:
+def command_for(cfg: Config) -> str:
     return "train-on" if cfg.train.setting == "online" else "train-off"
 
 
@@ -106,7 +106,7 @@ def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dic
                 cfg = resolve(preset, config, list(sets or []) + [f"{k}={v}" for k, v in point],
                               {"train.algo": algo, "run.seed": seed, "data.path": dataset, "run.device": device,
                                "run.root": str(out)})
-                command = command_for(preset, cfg)
+                command = command_for(cfg)
                 try:
                     algorithms.check_command(command, algo, cfg.train.setting, preset)
                 except UserError as e:

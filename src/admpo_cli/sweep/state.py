@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
+from ..rundir import RunDir
 
 ERROR = "error.txt"
 # A run's state: pending (nothing written yet), queued, running, done, failed, interrupted (a checkpoint to
@@ -71,7 +72,7 @@ def read_state(path: Path, cfg: Config, lock: Path, running_here: bool = False) 
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 st.score, st.score_kind = float(row[key]), kind
                 break
-    status = _training_status(path)
+    status = RunDir(path).training_status()
     if status == "done" and (path / "summary.json").exists():
         st.state, st.step = "done", total
         with contextlib.suppress(OSError, ValueError):
@@ -92,15 +93,6 @@ def read_state(path: Path, cfg: Config, lock: Path, running_here: bool = False) 
     elif (path / "checkpoints").exists() or status in ("running", "interrupted"):
         st.state = "interrupted"
     return st
-
-
-def _training_status(path: Path) -> str | None:
-    try:
-        stages = json.loads((path / "meta.json").read_text()).get("stages", {})
-    except (OSError, ValueError):
-        return None
-    names = [n for n in stages if n.startswith("train-")]
-    return stages[names[-1]].get("status") if names else None
 
 
 def lock_path(out: Path, run: Path) -> Path:

@@ -55,7 +55,7 @@ def write_study_yaml(out: Path, grid: dict, runs: list[RunSpec], options: dict) 
                      "seeds": list(dict.fromkeys(r.seed for r in runs)), "grid": grid, **options},
            "argv": list(sys.argv), "versions": {k: str(v) for k, v in versions().items()},
            "git_revision": git_revision(),
-           "runs": [{"path": str(r.path.relative_to(out) if r.path.is_relative_to(out) else r.path),
+           "runs": [{"path": r.name_in(out),
                      "preset": r.preset, "algo": r.algo, "seed": r.seed, "grid": dict(r.point)} for r in runs]}
     atomic_write_text(out / "study.yaml", yaml.safe_dump(doc, sort_keys=False))
 
@@ -66,7 +66,7 @@ def write_study_csv(out: Path, rows: list[Row]) -> None:
     w.writeheader()
     for r in rows:
         s = r.spec
-        w.writerow({"run": str(s.path.relative_to(out) if s.path.is_relative_to(out) else s.path),
+        w.writerow({"run": s.name_in(out),
                     "preset": s.preset, "algo": s.algo, "seed": s.seed,
                     "grid": ";".join(f"{k}={v}" for k, v in s.point), "state": r.st.state, "step": r.st.step,
                     "total": r.st.total, "score": "" if r.st.score is None else f"{r.st.score:.4g}",
@@ -121,9 +121,8 @@ def run_sweep(runs: list[RunSpec], executor, out: Path, on_update: Callable[[lis
             for path, outcome in executor.poll(poll_s):
                 row = by_path[path]
                 st = read_state(path, row.spec.config, locks[path])
-                if outcome["state"] != "done" or st.state != "done":
-                    st.state = outcome["state"] if outcome["state"] != "done" else st.state
-                    st.error = outcome.get("error", "") or st.error
+                if outcome["state"] != "done":  # the worker's word; "done" is what the run directory says
+                    st.state, st.error = outcome["state"], outcome.get("error", "") or st.error
                 row.st = st
                 if st.state == "failed":
                     res.failed.append(row)
