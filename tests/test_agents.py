@@ -104,24 +104,31 @@ def test_lean_adam_weight_decay_matches_torch_groups(fused):
         torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
 
 
-def _reference_from(agent: SAC, total_actor_updates: int):
+def _reference_from(agent: SAC, total_actor_updates: int, action_scale=None):
     """A ReferenceSAC (nn.Linear networks, autograd, torch.optim) holding the fast agent's initial weights."""
     from admpo_cli.agents.sac_reference import ReferenceSAC
 
-    ref = ReferenceSAC(agent.obs_dim, agent.act_dim, agent.cfg, total_actor_updates)
+    ref = ReferenceSAC(agent.obs_dim, agent.act_dim, agent.cfg, total_actor_updates, action_scale=action_scale)
     ref.start_from(agent.actor.state_dict(), agent.critic.weights, agent.critic.biases, agent.critic_target.weights,
                    agent.critic_target.biases)
     return ref
 
 
-@pytest.mark.parametrize("auto_alpha", [True, False])
-def test_hand_written_sac_update_equals_plain_autograd_sac(auto_alpha):
+@pytest.mark.parametrize("auto_alpha,extra", [
+    (True, {}), (False, {}),
+    # CleanRL's SAC: two actor steps each time, the temperature's loss on alpha itself
+    (True, {"actor_steps": 2, "alpha_loss": "alpha"}),
+    # log pi in the env's units of a +-0.4 action space (Humanoid's)
+    (True, {"entropy_space": "env", "target_entropy": -1.5}),
+])
+def test_hand_written_sac_update_equals_plain_autograd_sac(auto_alpha, extra):
     """The reference is agents/sac_reference.py: two nn.Linear Q-networks, autograd, torch.optim.Adam and
     CosineAnnealingLR; nothing of the fused critics or the hand-written backward."""
-    cfg = AgentConfig(auto_alpha=auto_alpha, hidden=(32, 24))
+    cfg = AgentConfig(auto_alpha=auto_alpha, hidden=(32, 24), **extra)
+    scale = [0.4, 0.4] if "entropy_space" in extra else None
     torch.manual_seed(0)
-    ours = SAC(5, 2, cfg, torch.device("cpu"), 50)
-    ref = _reference_from(ours, 50)
+    ours = SAC(5, 2, cfg, torch.device("cpu"), 50, action_scale=scale)
+    ref = _reference_from(ours, 50, scale)
     for step in range(6):
         g = torch.Generator().manual_seed(step)
         batch = (torch.randn(64, 5, generator=g), torch.rand(64, 2, generator=g) * 2 - 1,

@@ -7,7 +7,6 @@ import ast
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -109,19 +108,12 @@ def test_no_module_below_the_cli_prints():
 @pytest.mark.parametrize("args", [["--help"], ["presets", "list"], ["presets", "show", "hopper-medium"],
                                   ["train-off", "--help"], ["report", "--help"]])
 def test_asking_for_help_does_not_import_torch(args):
-    code = ("import sys, time; t = time.perf_counter(); from admpo_cli.cli import main; sys.argv = ['admpo'] + "
+    """The deterministic part of a fast `--help`: torch (about a second to import) is never loaded. How long it
+    takes is measured in benchmarks/bench_cli.py, not asserted here (a wall-clock limit flakes under load)."""
+    code = ("import sys; from admpo_cli.cli import main; sys.argv = ['admpo'] + "
             f"{args!r}\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', time.perf_counter() - t, file=sys.stderr)")
-    best = None
-    for _ in range(5):  # the fastest of five: these machines' speed drifts
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={**os.environ, "COLUMNS": "200"})
-        wall = time.perf_counter() - t0
-        assert r.returncode == 0, r.stderr
-        flag, seconds = r.stderr.strip().splitlines()[-1].split()
-        assert flag == "NO-TORCH", r.stderr
-        best = min(best or 1e9, float(seconds))
-        if best < 0.5:
-            break
-    assert best < 0.5, f"{args}: {best} s in-process ({wall:.2f} s with interpreter start-up)"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "NO-TORCH", r.stderr

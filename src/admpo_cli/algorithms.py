@@ -4,8 +4,9 @@ Each algorithm says which command trains it, its default dynamics model and unce
 labels it, and, for a baseline, the settings its authors publish. A baseline runs with its published
 settings by default: running it with ADMPO's settings is an ablation and is labelled as one.
 
-Sources: MOPO as OfflineRL-Kit publishes it (`run_example/run_mopo.py`, its per-task README table);
-ADMPO as the authors' code (GitHub HxLyn3/ADMPO) configures it.
+Sources: MOPO as OfflineRL-Kit publishes it (`run_example/run_mopo.py`, its per-task README table); MBPO as
+its authors' code runs it (GitHub jannerm/mbpo); SAC as CleanRL's `sac_continuous_action.py`; ADMPO as the
+authors' code (GitHub HxLyn3/ADMPO) configures it.
 """
 
 from __future__ import annotations
@@ -65,10 +66,15 @@ def dropout_at_inference(setting: str, kind: str, uncertainty: str) -> bool:
 
 
 def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True,
-                  setting: str = "offline") -> str:
+                  setting: str = "offline", budget: str = "") -> str:
     """Report label: the algorithm, and an ablation named as one where the model or uncertainty is not
     the algorithm's own (e.g. ADMPO-OFF's settings with MOPO's ensemble); a baseline on a task its
-    authors publish no setting for says so."""
+    authors publish no setting for says so; a run at a named reduced budget says "(reduced budget: NAME)"."""
+    label = _variant_label(algo, model, uncertainty, published, setting)
+    return f"{label} (reduced budget: {budget})" if budget else label
+
+
+def _variant_label(algo: str, model: str | None, uncertainty: str | None, published: bool, setting: str) -> str:
     a = ALGORITHMS.get(algo)
     if a is None:
         return algo
@@ -140,14 +146,21 @@ def mopo_settings(task: str) -> dict[str, dict[str, Any]]:
 
 # ---------------------------------------------------------------- MBPO and SAC as published (online)
 
-# mbrl-lib's MBPO overrides (`mbpo_hopper.yaml`, `mbpo_walker.yaml`): env steps, model lr / weight decay,
-# roll-out schedule [epoch a, epoch b, x, y] (1000 env steps an epoch), SAC actor lr, target entropy.
+# MBPO as its authors ran it (GitHub jannerm/mbpo, `examples/config/<env>/0.py`): model re-fit interval (env
+# steps), roll-out length schedule [x, y, a, b] (their [epoch a, epoch b, x, y] at 1000 env steps an epoch,
+# counted after the 5000 exploration steps), model buffer in roll-outs (retain epochs * 1000 / interval),
+# ensemble width, SAC target entropy (in the normalised [-1, 1] action space).
 MBPO_TASKS: dict[str, dict[str, Any]] = {
-    "hopper": {"steps": 125_000, "lr": 1e-3, "wd": 5e-5, "schedule": [1, 15, 20_000, 150_000], "actor_lr": 3e-5,
+    "hopper": {"interval": 250, "schedule": [1, 15, 20_000, 150_000], "retain": 4, "hidden": 200,
                "target_entropy": -1.0},
-    "walker2d": {"steps": 300_000, "lr": 3e-4, "wd": 2e-5, "schedule": [1, 1, 20_000, 150_000], "actor_lr": 3e-4,
+    "walker2d": {"interval": 250, "schedule": [1, 1, 20_000, 150_000], "retain": 4, "hidden": 200,
                  "target_entropy": -3.0},
+    "ant": {"interval": 250, "schedule": [1, 25, 20_000, 100_000], "retain": 4, "hidden": 200,
+            "target_entropy": -4.0},
+    "humanoid": {"interval": 1000, "schedule": [1, 25, 20_000, 300_000], "retain": 5, "hidden": 400,
+                 "target_entropy": -2.0},
 }
+MBPO_SOURCE = "jannerm/mbpo examples/config/<env>/0.py, examples/development/base.py, mbpo/models/bnn.py"
 
 
 def mbpo_published(env: str) -> bool:
@@ -155,30 +168,44 @@ def mbpo_published(env: str) -> bool:
 
 
 def mbpo_settings(env: str) -> dict[str, dict[str, Any]]:
-    """MBPO as mbrl-lib runs it: ensemble 7/5 with patience 10, 400 roll-outs per env step from a re-fit
-    every 250 env steps, UTD 20, a model buffer of one epoch (4 roll-outs), SAC with critic target updates
-    every 4. Envs without a published setting (Ant, Humanoid) take Hopper's and say so."""
+    """MBPO as its authors' code runs it. The env-step budget is the preset's (ADMPO's Figure 3 budget
+    applies to every curve); everything else is MBPO's: a 7/5 ensemble warm-started across re-fits with its
+    Adam state, trained with no epoch cap until no member improved its hold-out loss by more than 1 % for
+    more than 5 epochs (patience 6), hold-out min(20 %, 5000) drawn afresh at each fit; 100 000 roll-outs
+    every re-fit; SAC 256x256, lr 3e-4, alpha from 1 with targets in the normalised action space, 5 % real
+    data in each batch, 20 updates per env step."""
     p = MBPO_TASKS.get(env, MBPO_TASKS["hopper"])
     return {
-        "model": {"kind": "ensemble", "ensemble_size": 7, "elites": 5, "lr": p["lr"],
-                  "ensemble_weight_decay": [p["wd"]], "patience": 10, "early_stopping": "mean"},
-        "rollout": {"batch_size": 400 * 250, "uncertainty": "none", "beta": 0.0},
-        "agent": {"actor_lr": p["actor_lr"], "critic_lr": 3e-4, "alpha_lr": 3e-4, "auto_alpha": True,
-                  "target_entropy": p["target_entropy"], "target_update_every": 4, "actor_update_every": 1,
-                  "actor_lr_schedule": "none"},
-        "train": {"total_steps": p["steps"], "utd": 20, "model_update_interval": 250, "model_retain_rollouts": 4,
-                  "rollout_schedule": p["schedule"], "warmup_steps": 5000},
+        "model": {"kind": "ensemble", "ensemble_size": 7, "elites": 5, "ensemble_hidden": p["hidden"],
+                  "ensemble_layers": 4, "ensemble_weight_decay": [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4],
+                  "lr": 1e-3, "batch_size": 256, "holdout": "random", "holdout_ratio": 0.2, "holdout_max": 5000,
+                  "early_stopping": "members", "min_improvement": 0.01, "patience": 6, "max_epochs": 0,
+                  "steps_per_epoch": 0},
+        "rollout": {"batch_size": 100_000, "uncertainty": "none", "beta": 0.0},
+        "agent": {"hidden": [256, 256], "actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4, "alpha": 1.0,
+                  "auto_alpha": True, "target_entropy": p["target_entropy"], "entropy_space": "normalized",
+                  "alpha_loss": "log_alpha", "target_update_every": 1, "actor_update_every": 1, "actor_steps": 1,
+                  "actor_lr_schedule": "none", "batch_size": 256, "gamma": 0.99, "tau": 0.005},
+        "train": {"utd": 20, "model_update_interval": p["interval"], "model_retain_rollouts": p["retain"],
+                  "rollout_schedule": p["schedule"], "warmup_steps": 5000, "real_ratio": 0.05,
+                  "model_refit": "warm_start"},
     }
 
 
+SAC_SOURCE = "CleanRL cleanrl/sac_continuous_action.py"
+
+
 def sac_settings() -> dict[str, dict[str, Any]]:
-    """Model-free SAC as CleanRL's `sac_continuous_action.py` and the MBPO paper's SAC curves run it: UTD 1,
-    lr 3e-4, auto-alpha from alpha 1 with target entropy -|A|, 5000 random warm-up steps."""
+    """Model-free SAC as CleanRL's `sac_continuous_action.py` runs it: UTD 1, 256x256, policy lr 3e-4, Q lr
+    1e-3, alpha autotuned from 1 (lr 1e-3, loss -alpha (log pi + target), target -|A| in the env's action
+    units), the policy and alpha updated twice every 2 env steps, targets every step, 5000 random steps
+    first. (CleanRL squashes log std with tanh into [-5, 2] where admpo clamps it: the one difference left.)"""
     return {
-        "agent": {"actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4, "alpha": 1.0, "auto_alpha": True,
-                  "target_entropy": 0.0, "actor_update_every": 1, "target_update_every": 1,
-                  "actor_lr_schedule": "none", "batch_size": 256, "hidden": [256, 256]},
-        "train": {"utd": 1, "warmup_steps": 5000},
+        "agent": {"actor_lr": 3e-4, "critic_lr": 1e-3, "alpha_lr": 1e-3, "alpha": 1.0, "auto_alpha": True,
+                  "target_entropy": 0.0, "entropy_space": "env", "alpha_loss": "alpha", "actor_update_every": 2,
+                  "actor_steps": 2, "target_update_every": 1, "actor_lr_schedule": "none", "batch_size": 256,
+                  "hidden": [256, 256], "gamma": 0.99, "tau": 0.005},
+        "train": {"utd": 1, "warmup_steps": 5000, "real_ratio": 1.0},
         "rollout": {"uncertainty": "none", "beta": 0.0},
     }
 
@@ -190,7 +217,8 @@ PUBLISHED = ("mopo", "mbpo", "sac")
 # its own values of these.
 BUDGET_KEYS = {"train": ("epochs", "steps_per_epoch", "rollout_freq", "total_steps", "warmup_steps",
                          "model_update_interval", "rollout_schedule"),
-               "rollout": ("batch_size",), "eval": ("episodes",)}
+               "rollout": ("batch_size",), "eval": ("episodes",),
+               "model": ("max_epochs", "steps_per_epoch")}
 
 
 def published_settings(algo: str, task: str, setting: str) -> dict[str, dict[str, Any]]:

@@ -73,10 +73,15 @@ class ModelConfig:
     ensemble_weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
     lr: float = 3e-4
     batch_size: int = 256
-    # Hold-out: whole episodes until min(ratio * N, max) transitions (authors' code: 20 %, 1000).
+    # Hold-out of min(ratio * N, max) transitions (authors' code: 20 %, 1000 offline, 500 online).
     holdout_ratio: float = 0.2
     holdout_max: int = 1000
-    # Early stopping: epochs without hold-out improvement (authors' code: 25) and a hard cap.
+    # Which transitions are held out: "episodes" (whole episodes drawn at random), "last" (the newest
+    # transitions: the authors' online code holds out the last min(20 %, 500)) or "random" (single
+    # transitions drawn afresh at each fit: MBPO's split).
+    holdout: Literal["episodes", "last", "random"] = "episodes"
+    # Early stopping: epochs without hold-out improvement (authors' code: 25) and a hard cap (0 = none: the
+    # authors' and MBPO's fits train until early stopping ends them).
     patience: int = 25
     max_epochs: int = 200
     # What counts as an improvement: "mean" hold-out MSE over k (authors' ADM code) or "members" (OfflineRL-Kit's
@@ -123,12 +128,23 @@ class AgentConfig:
     critic_lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005
-    # Entropy temperature; fixed unless auto_alpha (offline configs of the authors fix it).
+    # Entropy temperature; fixed unless auto_alpha (offline configs of the authors fix it). With auto_alpha
+    # it is the starting value (the authors', MBPO's and CleanRL's: log alpha = 0, alpha = 1).
     alpha: float = 0.2
     auto_alpha: bool = False
     alpha_lr: float = 3e-4
     # Target entropy for auto alpha; 0 = -act_dim.
     target_entropy: float = 0.0
+    # The space log pi is measured in, for the target entropy and the entropy terms of the losses: "env" (the
+    # env's action units: log pi includes -sum log(action scale), as the ADMPO authors' SAC and CleanRL) or
+    # "normalized" (the [-1, 1] actions the policy outputs, as MBPO/softlearning). They differ only where the
+    # action bound is not 1 (Humanoid: +-0.4, so -8 in env units is about +7.58 normalised).
+    entropy_space: Literal["env", "normalized"] = "env"
+    # The temperature's loss: "log_alpha" (-log alpha (log pi + target): the ADMPO authors, MBPO) or "alpha"
+    # (-alpha (log pi + target): CleanRL).
+    alpha_loss: Literal["log_alpha", "alpha"] = "log_alpha"
+    # Actor (and temperature) steps each time the actor is updated (CleanRL's SAC: 2 every 2 env steps).
+    actor_steps: int = 1
     batch_size: int = 256
     # Actor learning-rate schedule over the run: cosine (authors' offline code) | none.
     actor_lr_schedule: Literal["cosine", "none"] = "cosine"
@@ -160,18 +176,18 @@ class TrainConfig:
     # Save the model buffer in checkpoints (needed for a resume identical to an uninterrupted run;
     # without it a resumed run refills the buffer with a fresh roll-out).
     checkpoint_buffer: bool = True
-    # Online (Table 4): env steps, warm-up, updates per env step, model refit/roll-out interval.
+    # Online (Table 4): learning env steps (after warm-up, as the authors' n_steps), random warm-up env
+    # steps taken first and not counted in total_steps, updates per env step, model refit/roll-out interval.
     total_steps: int = 50000
     warmup_steps: int = 5000
     utd: int = 20
     model_update_interval: int = 250
-    # Each model fit: warm_start (the last fit continued, its normaliser refitted to all data) or
-    # from_scratch (a fresh model, the authors' code). warm_start is the default: at equal time (500 gradient
-    # steps a re-fit, hopper-online's ADM) its hold-out MSE was half from_scratch's (0.026 vs 0.053 over the
-    # last 3 of 5 re-fits on 2k..10k transitions; benchmarks/bench_online.py).
-    model_refit: Literal["warm_start", "from_scratch"] = "warm_start"
+    # Each model fit: from_scratch (a fresh model: the ADMPO authors' code) or warm_start (the last fit and
+    # its optimiser state continued, the normaliser refitted: MBPO's code; also the `cpu` budgets, where at
+    # equal time its hold-out MSE was half from_scratch's, benchmarks/bench_online.py).
+    model_refit: Literal["warm_start", "from_scratch"] = "from_scratch"
     model_retain_rollouts: int = 4
-    # Roll-out length schedule [x, y, a, b]: x -> y over env steps a -> b.
+    # Roll-out length schedule [x, y, a, b]: x -> y over learning env steps a -> b (counted after warm-up).
     rollout_schedule: tuple[float, ...] = (1.0, 15.0, 0.0, 50000.0)
     # BC: gradient steps.
     bc_steps: int = 20000
@@ -208,9 +224,13 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     # Name of the preset this config came from ("" = defaults).
     preset: str = ""
+    # Named reduced budget of the preset applied on top of the protocol ("" = the preset's full protocol);
+    # the run's label and the report say "(reduced budget: NAME)".
+    budget: str = ""
 
 
-SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "preset"}
+TOP_LEVEL = ("preset", "budget")
+SECTIONS = {f.name: f.type for f in fields(Config) if f.name not in TOP_LEVEL}
 
 
 def _section_class(name: str) -> type:
@@ -283,8 +303,8 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
         raise UserError(f"{source}: expected a mapping of sections, got {type(mapping).__name__}")
     updates: dict[str, Any] = {}
     for section, values in mapping.items():
-        if section == "preset":
-            updates["preset"] = str(values)
+        if section in TOP_LEVEL:
+            updates[section] = "" if values is None else str(values)
             continue
         if section not in SECTIONS:
             raise UserError(
@@ -330,7 +350,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 _POSITIVE = {
     ("model", "m"), ("model", "hidden"), ("model", "layers"), ("model", "batch_size"),
-    ("model", "max_epochs"), ("model", "ensemble_size"), ("model", "elites"),
+    ("model", "ensemble_size"), ("model", "elites"), ("agent", "actor_steps"),
     ("rollout", "horizon"), ("rollout", "batch_size"), ("rollout", "chunk_size"),
     ("agent", "batch_size"), ("train", "steps_per_epoch"), ("train", "rollout_freq"),
     ("train", "model_retain_epochs"), ("eval", "episodes"), ("eval", "every"),
@@ -354,6 +374,8 @@ def validate(cfg: Config) -> None:
         raise UserError("train.real_ratio: expected a fraction in [0, 1]")
     if len(cfg.train.rollout_schedule) != 4:
         raise UserError("train.rollout_schedule: expected [x, y, a, b]")
+    if cfg.model.max_epochs < 0:
+        raise UserError("model.max_epochs: expected a number of epochs >= 0 (0 = no cap)")
     if cfg.model.min_improvement < 0:
         raise UserError("model.min_improvement: expected a relative improvement >= 0")
 
@@ -411,7 +433,7 @@ def _preset_file(name: str) -> dict[str, Any]:
 
 # Top-level preset keys that are notes rather than config: a description, and `budget: preset` on the
 # quickstart presets (their small training budget wins over a baseline's published one).
-PRESET_NOTES = ("description", "budget")
+PRESET_NOTES = ("description", "budget", "budgets")
 
 
 def preset_keeps_budget(name: str | None) -> bool:
@@ -422,20 +444,45 @@ def preset_description(name: str) -> str:
     return str(_preset_file(name).get("description", ""))
 
 
+def preset_budgets(name: str | None) -> dict[str, dict[str, Any]]:
+    """The named reduced budgets a preset offers ({name: {"description": .., section: {key: value}}})."""
+    if not name:
+        return {}
+    budgets = _preset_file(name).get("budgets") or {}
+    if not isinstance(budgets, dict):
+        raise UserError(f"preset {name}: `budgets` must be a mapping of budget names")
+    return budgets
+
+
+def budget_settings(preset: str | None, budget: str) -> dict[str, Any]:
+    """A budget's {section: {key: value}} changes, or a one-line error naming the budgets there are."""
+    offered = preset_budgets(preset)
+    if budget not in offered:
+        names = ", ".join(offered) or "none"
+        raise UserError(f"--budget {budget}: preset {preset or '(none)'} offers no budget of that name "
+                        f"(budgets: {names}){_closest(budget, list(offered)) if offered else ''}")
+    return {k: v for k, v in offered[budget].items() if k != "description"}
+
+
 def resolve(
     preset: str | None = None,
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
     flags: dict[str, Any] | None = None,
     base: Config | None = None,
+    budget: str | None = None,
 ) -> Config:
     """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < the algorithm's published
-    settings (baselines, algorithms.py) < config file < --set < flags."""
+    settings (baselines, algorithms.py) < a named reduced budget of the preset (the same for every
+    algorithm) < config file < --set < flags."""
 
     def build(published: dict[str, Any] | None) -> Config:
         cfg = load_preset(preset) if preset else (base or Config())
         if published:
             cfg = apply_mapping(cfg, published, f"{cfg.train.algo} published settings")
+        if budget:
+            cfg = apply_mapping(cfg, budget_settings(preset or cfg.preset, budget), f"budget {budget}")
+            cfg = replace(cfg, budget=budget)
         if config_file:
             mapping = read_yaml(Path(config_file))
             mapping.pop("description", None)
@@ -478,6 +525,8 @@ def fingerprint(cfg: Config, sections: tuple[str, ...] | None = None, **replace_
     d = to_dict(cfg)
     d["run"] = {"seed": cfg.run.seed}
     d.pop("preset")
+    if not d["budget"]:
+        d.pop("budget")  # fingerprints of runs without a budget as before budgets existed
     if sections is not None:
         d = {k: v for k, v in d.items() if k in sections}
     for dotted, value in replace_fields.items():
@@ -507,15 +556,18 @@ def run_name(cfg: Config, show: tuple[str, ...] = ()) -> str:
     """The default run directory under run.root, named by what makes a run different: preset (or task),
     algorithm, model where it is not the algorithm's own, seed, the values of the `show` keys (a sweep's
     grid keys) and a short hash of all other overrides, e.g. quickstart-hopper/admpo-s0,
-    quickstart-hopper/admpo-ensemble-s0, hopper-medium/mopo-s1-3f2a9c1b, quickstart-hopper/admpo-s0-m2-1c0ffee5."""
+    quickstart-hopper/admpo-ensemble-s0, hopper-medium/mopo-s1-3f2a9c1b, quickstart-hopper/admpo-s0-m2-1c0ffee5,
+    hopper-online/admpo-s0-cpu (a named budget)."""
     algo = cfg.train.algo
     name = algo
     own = algorithms.default_model(algo)
     if own and cfg.model.kind != own:
         name += f"-{cfg.model.kind}"
     name += f"-s{cfg.run.seed}"
+    if cfg.budget:
+        name += f"-{cfg.budget}"
     plain = resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
-                                                "run.seed": cfg.run.seed})
+                                                "run.seed": cfg.run.seed}, budget=cfg.budget or None)
     extra = differences(plain, cfg, skip=("run.device", "run.root", "run.seed"))
     for key in show:
         if key in extra:
@@ -533,7 +585,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v
 
-    out: dict[str, Any] = {"preset": cfg.preset}
+    out: dict[str, Any] = {"preset": cfg.preset, "budget": cfg.budget}
     for section in SECTIONS:
         out[section] = {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
     return out

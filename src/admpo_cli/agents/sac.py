@@ -14,11 +14,19 @@ from .backprop import ActorSample, fused_backward, fused_forward
 from .nets import FusedCritics, TanhGaussianActor
 
 
+def logp_shift(cfg: AgentConfig, action_scale) -> float:
+    """What log pi in the config's entropy space adds to log pi of the [-1, 1] action the policy outputs:
+    -sum log(scale) in the env's units (a = scale * a_normalised), 0 in the normalised space."""
+    if cfg.entropy_space == "normalized" or action_scale is None:
+        return 0.0
+    return -float(sum(math.log(float(s)) for s in action_scale))
+
+
 class SAC:
     backend = "fast"
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig, device: torch.device,
-                 total_actor_updates: int | None = None):
+                 total_actor_updates: int | None = None, action_scale=None):
         self.cfg = cfg
         self.device = device
         self.obs_dim, self.act_dim = obs_dim, act_dim
@@ -32,6 +40,8 @@ class SAC:
         self.log_alpha = torch.tensor(math.log(cfg.alpha), device=device, requires_grad=True)
         self.alpha_opt = LeanAdam([self.log_alpha], cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
+        # log pi in the env's action units = log pi in [-1, 1] - sum log(scale) (entropy_space, config.py)
+        self.logp_shift = logp_shift(cfg, action_scale)
         # the parameters as the hand-written passes take them
         linears = [m for m in self.actor.net if isinstance(m, torch.nn.Linear)]
         self._actor_w, self._actor_b = [m.weight for m in linears], [m.bias for m in linears]
@@ -60,7 +70,8 @@ class SAC:
         # one actor pass for the target's next actions and the actor's loss (same parameters for both)
         pi = ActorSample(aw, ab, torch.cat([next_obs, obs]) if update_actor else next_obs, keep=update_actor)
         _, q_next = fused_forward(torch.cat([next_obs, pi.a[:B]], -1), self._target_w, self._target_b)
-        soft_v = torch.addcmul(q_next.squeeze(-1).amin(0), alpha, pi.logp[:B], value=-1.0)
+        logp_next = pi.logp[:B] + self.logp_shift if self.logp_shift else pi.logp[:B]
+        soft_v = torch.addcmul(q_next.squeeze(-1).amin(0), alpha, logp_next, value=-1.0)
         y = torch.addcmul(rew, torch.rsub(done, 1.0).mul_(cfg.gamma), soft_v)
 
         hs, q = fused_forward(torch.cat([obs, act], -1), cw, cb)
@@ -71,23 +82,33 @@ class SAC:
         self.critic_opt.step(gw + gb)
 
         if update_actor:
-            a, logp = pi.a[B:], pi.logp[B:]
-            hs, q_pi = fused_forward(torch.cat([obs, a], -1), cw, cb)
-            q_min, idx = q_pi.squeeze(-1).min(0)
-            out["actor_loss"] = (alpha * logp - q_min).mean()
-            out["entropy"] = -logp.mean()
-            # L = mean(alpha logp - min_i Q_i): -1/B flows into the smaller critic of each row
-            d_q = torch.zeros_like(q_pi).scatter_(0, idx.view(1, B, 1), -1.0 / B)
-            _, _, g_x = fused_backward(hs, cw, d_q, need_params=False, need_x=True)
-            gw, gb = pi.backward(aw, g_x[:, self.obs_dim :], alpha / B, start=B)
-            self.actor_opt.step([g for pair in zip(gw, gb, strict=True) for g in pair])
-            if cfg.auto_alpha:
-                # d/d log_alpha of -mean(log_alpha (logp + target entropy))
-                self.alpha_opt.step([out["entropy"] - self.target_entropy])
+            self._actor_step(pi, obs, B, alpha, out)
+            for _ in range(cfg.actor_steps - 1):  # CleanRL: more actor steps on the same states, fresh noise
+                pi = ActorSample(aw, ab, obs, keep=True)
+                self._actor_step(pi, obs, 0, self.log_alpha.exp(), out)
         self.updates += 1
         if self.updates % cfg.target_update_every == 0:
             torch._foreach_lerp_(self._target_w + self._target_b, self._critic_w + self._critic_b, cfg.tau)
         return out
+
+    def _actor_step(self, pi: ActorSample, obs, start: int, alpha, out: dict) -> None:
+        """The actor's step (and the temperature's) with the current critics, from the sample rows `start:`."""
+        cw, cb, B = self._critic_w, self._critic_b, obs.shape[0]
+        a, logp = pi.a[start:], pi.logp[start:]
+        hs, q_pi = fused_forward(torch.cat([obs, a], -1), cw, cb)
+        q_min, idx = q_pi.squeeze(-1).min(0)
+        out["actor_loss"] = (alpha * logp - q_min).mean() + alpha * self.logp_shift
+        out["entropy"] = -logp.mean() - self.logp_shift
+        # L = mean(alpha logp - min_i Q_i): -1/B flows into the smaller critic of each row
+        d_q = torch.zeros_like(q_pi).scatter_(0, idx.view(1, B, 1), -1.0 / B)
+        _, _, g_x = fused_backward(hs, cw, d_q, need_params=False, need_x=True)
+        gw, gb = pi.backward(self._actor_w, g_x[:, self.obs_dim :], alpha / B, start=start)
+        self.actor_opt.step([g for pair in zip(gw, gb, strict=True) for g in pair])
+        if self.cfg.auto_alpha:
+            # d/d log_alpha of -mean(log_alpha (logp + target)) = entropy - target; of -mean(alpha (logp +
+            # target)) (CleanRL) = alpha (entropy - target)
+            g = out["entropy"] - self.target_entropy
+            self.alpha_opt.step([g if self.cfg.alpha_loss == "log_alpha" else g * self.log_alpha.detach().exp()])
 
     def state_dict(self) -> dict:
         return {

@@ -64,7 +64,7 @@ class ReferenceSAC:
     backend = "reference"
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: AgentConfig, total_actor_updates: int | None = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", action_scale=None):
         self.cfg = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.actor = Actor(obs_dim, act_dim, cfg.hidden).to(device)
@@ -79,6 +79,10 @@ class ReferenceSAC:
         self.log_alpha = torch.tensor(math.log(cfg.alpha), device=device, requires_grad=True)
         self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
+        # entropy_space "env": log pi of the env's action scale * a, i.e. log pi(a) - sum log(scale)
+        self.log_scale_sum = 0.0
+        if cfg.entropy_space == "env" and action_scale is not None:
+            self.log_scale_sum = float(sum(math.log(float(s)) for s in action_scale))
         self.updates = 0
 
     @torch.no_grad()
@@ -108,6 +112,7 @@ class ReferenceSAC:
         # critic: y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a' | s')),  a' ~ pi(. | s')
         with torch.no_grad():
             next_a, next_logp = self.actor(next_obs)
+            next_logp = next_logp - self.log_scale_sum
             min_q_next = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
             y = rew + cfg.gamma * (1.0 - done) * (min_q_next - alpha * next_logp)
         q1, q2 = self.qf1(obs, act), self.qf2(obs, act)
@@ -117,9 +122,11 @@ class ReferenceSAC:
         self.q_optimizer.step()
         out = {"critic_loss": qf_loss.detach(), "q_mean": torch.stack([q1, q2]).detach().mean()}
 
-        if update_actor:
+        for _ in range(cfg.actor_steps if update_actor else 0):
             # actor: minimise E[alpha log pi(a | s) - min_i Q_i(s, a)],  a ~ pi(. | s), with the new critics
+            alpha = self.log_alpha.detach().exp()
             a, logp = self.actor(obs)
+            logp = logp - self.log_scale_sum
             min_q = torch.min(self.qf1(obs, a), self.qf2(obs, a))
             actor_loss = (alpha * logp - min_q).mean()
             self.actor_optimizer.zero_grad()
@@ -128,8 +135,10 @@ class ReferenceSAC:
             if self.scheduler is not None:
                 self.scheduler.step()
             out["actor_loss"] = actor_loss.detach()
+            out["entropy"] = -logp.detach().mean()
             if cfg.auto_alpha:
-                alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+                temperature = self.log_alpha if cfg.alpha_loss == "log_alpha" else self.log_alpha.exp()
+                alpha_loss = -(temperature * (logp.detach() + self.target_entropy)).mean()
                 self.a_optimizer.zero_grad()
                 alpha_loss.backward()
                 self.a_optimizer.step()

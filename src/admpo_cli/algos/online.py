@@ -1,11 +1,16 @@
 """ADMPO-ON (Algorithm 2, the MBPO framework), MBPO and model-free SAC: one loop over environment steps.
 
-    warm-up:                        random actions for train.warmup_steps env steps
-    every model_update_interval:    fit_dynamics (all real data so far; from scratch as the authors, or
-                                    warm-started) and rollout_model_and_fill_buffer from real histories of
-                                    m-1 steps, with the roll-out length of the schedule at this env step
-    every env step after warm-up:   utd SAC updates on real ∪ model data (real_ratio from the real data)
-    every eval.every env steps:     deterministic episodes on a separate env, a metrics.csv row, a checkpoint
+As the authors' `runner/online_trainer.py` (and MBPO's code): train.warmup_steps random env steps come
+first and are not counted; then for each learning step it = 0 .. total_steps-1:
+
+    it % model_update_interval == 0:  fit_dynamics (all real data so far; from scratch as the authors, or
+                                      warm-started as MBPO) and rollout_model_and_fill_buffer from real
+                                      histories of m-1 steps, the roll-out length of the schedule at `it`
+    every step:                       one env step with the stochastic policy, then utd SAC updates on
+                                      real ∪ model data (int(batch · real_ratio) real rows)
+    (it + 1) % eval.every == 0:       deterministic episodes on a separate env, a metrics.csv row (its
+                                      env_steps column is it + 1: the step axis starts after warm-up), a
+                                      checkpoint
 
 SAC (no model) skips the model steps. The run is resumable to the same result: a checkpoint holds the
 real buffer, the model, the agent and its optimisers, every random stream, and the simulator's full
@@ -154,15 +159,17 @@ class Simulator:
         self.env.close()
 
 
-def fit_dynamics(cfg: Config, model, data: Transitions, device: torch.device, seed: int):
-    """Fit the model on all real data so far: a fresh one (authors' code, `from_scratch`) or the last fit
-    continued (`warm_start`). Returns the model and the fit's figures."""
+def fit_dynamics(cfg: Config, model, opt_state: dict | None, data: Transitions, device: torch.device, seed: int):
+    """Fit the model on all real data so far: a fresh one (the ADMPO authors' `reset_dyna()`, `from_scratch`)
+    or the last fit and its optimiser state continued (`warm_start`, MBPO). Returns the model, its optimiser
+    state and the fit's figures."""
     t0 = time.perf_counter()
     if model is None or cfg.train.model_refit == "from_scratch":
-        model = build_model(cfg.model.kind, data.obs_dim, data.act_dim, cfg.model)
-    res = fit(model, data, cfg.model, device, seed)
-    return model.eval(), {"model_holdout_mse": float(np.mean(res.holdout_mse)), "model_epochs": res.epochs,
-                          "model_fit_s": time.perf_counter() - t0}
+        model, opt_state = build_model(cfg.model.kind, data.obs_dim, data.act_dim, cfg.model), None
+    res = fit(model, data, cfg.model, device, seed, opt_state=opt_state)
+    keep = res.opt_state if cfg.train.model_refit == "warm_start" else None
+    return model.eval(), keep, {"model_holdout_mse": float(np.mean(res.holdout_mse)), "model_epochs": res.epochs,
+                                "model_fit_s": time.perf_counter() - t0}
 
 
 def resize_model_buffer(buf: RingBuffer | None, capacity: int, obs_dim: int, act_dim: int,
@@ -188,14 +195,15 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
     term = termination_fn(spec)
     ro = RolloutSettings.of(cfg)
     config_fp = fingerprint(cfg)
-    total = t.total_steps
+    total, warmup = t.total_steps, t.warmup_steps  # learning steps; random steps before them, not counted
+    sim = Simulator(spec, cfg.run.seed, cfg.eval.max_episode_steps)
     agent = make_agent(spec.obs_dim, spec.act_dim, cfg.agent, device,
-                       total_actor_updates=math.ceil(total * t.utd / cfg.agent.actor_update_every))
-    real = RealData(total, spec.obs_dim, spec.act_dim, device)
+                       total_actor_updates=math.ceil(total * t.utd / cfg.agent.actor_update_every)
+                       * cfg.agent.actor_steps, action_scale=sim.scale)
+    real = RealData(warmup + total, spec.obs_dim, spec.act_dim, device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
-    sim = Simulator(spec, cfg.run.seed, cfg.eval.max_episode_steps)
-    model, model_buf = None, None
+    model, model_opt, model_buf = None, None, None
     state = OnlineState()
 
     ckpt_path, metrics = run.file(*CKPT), run.file("metrics.csv")
@@ -207,6 +215,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
             model = build_model(cfg.model.kind, spec.obs_dim, spec.act_dim, cfg.model).to(device)
             model.load_state_dict(ck["model"])
             model.eval()
+            model_opt = ck.get("model_opt")
         if ck.get("model_buffer"):
             model_buf = RingBuffer(int(ck["model_buffer_capacity"]), spec.obs_dim, spec.act_dim, device)
             model_buf.load_state_dict(ck["model_buffer"])
@@ -214,7 +223,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
         state = OnlineState(**{k: s[k] for k in OnlineState.__dataclass_fields__})
         sim.load_state_dict(ck["env"], state.episode)
         set_rng_state(ck["rng"], gen)
-        truncate_csv_after(metrics, "env_steps", state.env_steps)
+        truncate_csv_after(metrics, "env_steps", state.env_steps - warmup)
     else:
         if metrics.exists():
             metrics.unlink()
@@ -224,7 +233,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
     last_good = copy.deepcopy(agent.state_dict())
 
     if hooks.on_start:
-        hooks.on_start(state.env_steps, total)
+        hooks.on_start(max(state.env_steps - warmup, 0), total)
     t_start = t_eval = time.perf_counter()
     wall0, updates_at = state.wall_s, state.updates
 
@@ -235,6 +244,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
             "fingerprint": config_fp, "state": {k: getattr(state, k) for k in OnlineState.__dataclass_fields__},
             "agent": agent_state or agent.state_dict(), "real": real.state_dict(),
             "model": None if model is None else {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model_opt": model_opt,
             "model_buffer": model_buf.state_dict() if keep_buf else {}, "model_buffer_capacity": model_buf.capacity,
             "env": sim.state_dict(), "rng": rng_state(gen),
         })
@@ -249,11 +259,30 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                 state.phase_s[phase] += now - clock
                 clock = now
 
-            while state.env_steps < total:
+            while state.env_steps < warmup + total:
                 stop_requested()  # a Ctrl-C or SIGTERM during the last env step takes effect here
-                # ---- act in the real environment (random during warm-up)
+                it = state.env_steps - warmup  # the learning step (negative during warm-up)
+                # ---- Algorithm 2: refit the model and roll it out every model_update_interval learning steps
+                if model_based and it >= 0 and it % t.model_update_interval == 0:
+                    data = real.transitions()  # all real data so far, episode ends marked
+                    model, model_opt, state.last_fit = fit_dynamics(cfg, model, model_opt, data, device,
+                                                                    cfg.run.seed + state.env_steps)
+                    lap("fit")
+                    length = rollout_length(t.rollout_schedule, it)
+                    model_buf = resize_model_buffer(model_buf, ro.batch_size * length * t.model_retain_rollouts,
+                                                    spec.obs_dim, spec.act_dim, device)
+                    starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
+                    if len(starts):
+                        with torch.no_grad():
+                            state.last_rollout = rollout_model_and_fill_buffer(
+                                model, agent, real.buffer.data, starts, model_buf,
+                                RolloutSettings(length, ro.beta, ro.uncertainty, ro.k_mode, ro.chunk_size,
+                                                ro.batch_size, ro.dropout), term, gen)
+                        state.last_rollout["rollout_length"] = length
+                    lap("rollout")
+                # ---- act in the real environment (uniformly random during warm-up)
                 obs = sim.obs
-                if state.env_steps < t.warmup_steps:
+                if it < 0:
                     a = (torch.rand(spec.act_dim, generator=gen, device=device) * 2 - 1).cpu().numpy()
                 else:
                     a = agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
@@ -266,36 +295,19 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                     state.episode += 1
                     state.episode_return = 0.0
                     sim.reset(state.episode)
-                step = state.env_steps
-                learning = step >= t.warmup_steps
                 lap("env")
-                # ---- Algorithm 2: refit the model and roll it out every model_update_interval env steps
-                if model_based and learning and (step - t.warmup_steps) % t.model_update_interval == 0:
-                    data = real.transitions()  # all real data so far, episode ends marked
-                    model, state.last_fit = fit_dynamics(cfg, model, data, device, cfg.run.seed + step)
-                    lap("fit")
-                    length = rollout_length(t.rollout_schedule, step)
-                    model_buf = resize_model_buffer(model_buf, ro.batch_size * length * t.model_retain_rollouts,
-                                                    spec.obs_dim, spec.act_dim, device)
-                    starts = torch.as_tensor(rollout_starts(data, model.context), device=device)
-                    if len(starts):
-                        with torch.no_grad():
-                            state.last_rollout = rollout_model_and_fill_buffer(
-                                model, agent, real.buffer.data, starts, model_buf,
-                                RolloutSettings(length, ro.beta, ro.uncertainty, ro.k_mode, ro.chunk_size,
-                                                ro.batch_size, ro.dropout), term, gen)
-                        state.last_rollout["rollout_length"] = length
-                    lap("rollout")
+                if it < 0:
+                    continue
                 # ---- G SAC updates per env step on real ∪ model data
-                if learning:
-                    for _ in range(t.utd):
-                        batch = sac_batch(real.buffer.store.table[: real.n], model_buf, real.buffer.store,
-                                          cfg.agent.batch_size, t.real_ratio, gen)
-                        out = agent.update(*(batch[k] for k in KEYS),
-                                           update_actor=(state.updates % cfg.agent.actor_update_every == 0))
-                        add_losses(state.acc, out)
-                        state.updates += 1
-                    lap("sac")
+                for _ in range(t.utd):
+                    batch = sac_batch(real.buffer.store.table[: real.n], model_buf, real.buffer.store,
+                                      cfg.agent.batch_size, t.real_ratio, gen)
+                    out = agent.update(*(batch[k] for k in KEYS),
+                                       update_actor=(state.updates % cfg.agent.actor_update_every == 0))
+                    add_losses(state.acc, out)
+                    state.updates += 1
+                lap("sac")
+                step = it + 1  # learning env steps done: the logged step axis
                 if step % cfg.eval.every and step != total:
                     continue
                 # ---- evaluation, divergence guard, checkpoint
@@ -316,6 +328,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
                        "rollout_length": state.last_rollout.get("rollout_length", ""),
                        "model_buffer": model_buf.size, "updates_per_s": ups,
                        **{f"{k}_s": round(v, 3) for k, v in state.phase_s.items()},
+                       "env_steps_with_warmup": state.env_steps,
                        "wall_s": round(wall0 + now - t_start, 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 append_csv(metrics, row)
                 lap("eval")
@@ -332,9 +345,11 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, hooks: Hooks | 
     save_policy(run, agent.actor, spec.obs_dim, spec.act_dim, cfg.agent.hidden, cfg.data.task, algo)
     rows = read_rows(metrics)
     return write_summary(run, cfg, algo, cfg.model.kind if model_based else None, rows, ref, {
-        "setting": "online", "env_steps": state.env_steps, "gradient_steps": state.updates, "utd": t.utd,
+        "setting": "online", "env_steps": state.env_steps - warmup, "warmup_steps": warmup,
+        "gradient_steps": state.updates, "utd": t.utd,
         "m": cfg.model.m if model_based and cfg.model.kind == "adm" else None,
         "model_refit": t.model_refit if model_based else None, "agent_backend": agent.backend,
+        "entropy_space": cfg.agent.entropy_space, "target_entropy": agent.target_entropy,
         "dropout_at_inference": ro.dropout if model_based else None,
         "return_curve": [(int(r["env_steps"]), float(r["return_mean"])) for r in rows],
         **({"published_setting": mbpo_published(cfg.data.env)} if algo == "mbpo" else {}),

@@ -29,7 +29,9 @@ def write_summary(run: RunDir, cfg: Config, algo: str, model_kind: str | None, r
         "preset": cfg.preset,
         "algo": algo,
         "label": variant_label(algo, model_kind, extra.get("uncertainty"), extra.get("published_setting", True),
-                               cfg.train.setting),
+                               cfg.train.setting, cfg.budget),
+        # the named reduced budget the run used ("" = the preset's full protocol)
+        "budget": cfg.budget,
         "setting": cfg.train.setting,
         "model": model_kind,
         "fingerprint": fingerprint(cfg),

@@ -32,9 +32,26 @@ def presets_list() -> None:
 
 @presets_app.command("show")
 @user_errors
-def presets_show(name: Annotated[str, typer.Argument(help="Preset name.")]) -> None:
-    """The preset resolved over the defaults, as YAML."""
-    console.print(dump_yaml(load_preset(name)), highlight=False, markup=False)
+def presets_show(
+    name: Annotated[str, typer.Argument(help="Preset name.")],
+    algo: Annotated[str | None, typer.Option(
+        "--algo", help="Show the settings this algorithm runs with on the preset (a baseline's published ones).",
+    )] = None,
+    budget: Annotated[str | None, typer.Option("--budget", help="Show the preset at one of its named budgets.")] = None,
+) -> None:
+    """The preset resolved over the defaults, as YAML (the full protocol unless --budget), then the named
+    reduced budgets it offers and what each changes."""
+    import yaml
+
+    from ..config import preset_budgets, resolve
+
+    cfg = resolve(name, flags={"train.algo": algo}, budget=budget) if (algo or budget) else load_preset(name)
+    console.print(dump_yaml(cfg), highlight=False, markup=False, soft_wrap=True)
+    budgets = preset_budgets(name)
+    if budgets:
+        note = "# named reduced budgets (--budget NAME): what each changes over the protocol above\n"
+        console.print(note + yaml.safe_dump({"budgets": budgets}, sort_keys=False, width=1000), highlight=False,
+                      markup=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- doctor

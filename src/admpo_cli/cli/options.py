@@ -47,6 +47,10 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML file of o
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override one field: section.key=value (repeatable).")]
 RunOpt = Annotated[Path | None, typer.Option(
     "--run", help="Run directory (default: runs/<preset>/<algo>[-<model>]-s<seed>[-<hash of other overrides>]).")]
+BudgetOpt = Annotated[str | None, typer.Option(
+    "--budget", help="A named reduced budget of the preset (e.g. cpu; see `admpo presets show PRESET`): recorded in "
+    "config.yaml and summary.json, named in the run's directory and label; the report marks such runs "
+    "'(reduced budget)'. Without it a paper preset runs its published protocol at full cost.")]
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Dataset file or id; overrides the preset's.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for python, numpy and torch.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | cuda:N.")]
@@ -91,7 +95,7 @@ def kv_table(title: str, rows) -> Table:
 
 
 def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, *, read_only: bool = False,
-          force: bool = False, command: str | None = None):
+          force: bool = False, command: str | None = None, budget: str | None = None):
     """Resolve the config (defaults < preset < published settings < --config < --set < flags), open the
     run, seed, pick the device.
 
@@ -110,7 +114,7 @@ def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, *,
     if run is not None and (Path(run) / "config.yaml").exists() and preset is None and config is None:
         # An existing run supplies its own resolved config; --set and flags still apply on top.
         base = RunDir.open(run).config()
-    cfg = resolve(preset, config, sets, flags, base=base)
+    cfg = resolve(preset, config, sets, flags, base=base, budget=budget)
     if command:
         check_command(command, cfg.train.algo, cfg.train.setting, cfg.preset)
     dev = pick_device(cfg.run.device)

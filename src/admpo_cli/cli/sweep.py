@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from .app import app
-from .options import ConfigOpt, DatasetOpt, DeviceOpt, RichProgress, SetOpt, user_errors
+from .options import BudgetOpt, ConfigOpt, DatasetOpt, DeviceOpt, RichProgress, SetOpt, user_errors
 from .ui import console, err_console, quiet
 
 _STYLE = {"done": "green", "failed": "red", "running": "cyan", "queued": "dim", "busy": "yellow",
@@ -53,6 +53,7 @@ def sweep(
     grid: Annotated[list[str] | None, typer.Option(
         "--grid", help="A swept setting: section.key=v1,v2,... (repeatable; the runs are the product).")] = None,
     set_: SetOpt = None, config: ConfigOpt = None, dataset: DatasetOpt = None, device: DeviceOpt = None,
+    budget: BudgetOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Study folder: run directories, study.yaml, study.csv.")] = Path(
         "runs/study"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Local runs at once (each gets cores/jobs threads).")] = 1,
@@ -81,7 +82,8 @@ def sweep(
         raise _bad("--presets", "name at least one preset (admpo presets list)")
     grid_map = parse_grid(grid)
     runs, skipped = plan_sweep(parse_list(presets, "--presets"), parse_list(algos, "--algos"), parse_seeds(seeds),
-                               grid_map, set_, str(config) if config else None, dataset, device, out.resolve())
+                               grid_map, set_, str(config) if config else None, dataset, device, out.resolve(),
+                               budget)
     out = out.resolve()
     if skipped:
         console.print(f"left out (the algorithm belongs to the other setting): {', '.join(skipped)}")
@@ -109,7 +111,7 @@ def sweep(
         executor.check_writable(out)
         write_study_yaml(out, grid_map, runs, {"executor": executor.name, "jobs": jobs, "set": list(set_ or []),
                                                "config": str(config) if config else None, "dataset": dataset,
-                                               "device": device})
+                                               "device": device, "budget": budget})
         prepare_datasets(runs, RichProgress())
     except BaseException:
         executor.close(cancel=True)

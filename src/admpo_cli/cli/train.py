@@ -11,6 +11,7 @@ from ..errors import UserError
 from ..rundir import RunDir
 from .app import app
 from .options import (
+    BudgetOpt,
     ConfigOpt,
     DatasetOpt,
     DeviceOpt,
@@ -47,8 +48,9 @@ def _train(cfg, rd: RunDir, dev, force: bool = False, logger: str = "csv", json_
 
 
 def _print_summary(summary: dict, rd: RunDir) -> None:
-    keys = ("label", "algo", "model", "uncertainty", "dropout_at_inference", "published_setting", "seed",
-            "evaluations", "env_steps", "final_score", "final_return", "best_score", "best_return", "gradient_steps")
+    keys = ("label", "algo", "model", "budget", "uncertainty", "dropout_at_inference", "published_setting", "seed",
+            "entropy_space", "target_entropy", "evaluations", "env_steps", "warmup_steps",
+            "final_score", "final_return", "best_score", "best_return", "gradient_steps")
     rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys if k in summary]
     ref = summary.get("reference")
     if ref:
@@ -86,18 +88,23 @@ def train_on(
     preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
     seed: SeedOpt = None, device: DeviceOpt = None,
     algo: Annotated[str | None, typer.Option(
-        "--algo", help="admpo (ADMPO-ON) | mbpo (MBPO with mbrl-lib's settings) | sac (model-free).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override train.total_steps (env steps).")] = None,
+        "--algo", help="admpo (ADMPO-ON) | mbpo (MBPO as its authors ran it) | sac (CleanRL's SAC).")] = None,
+    budget: BudgetOpt = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Override train.total_steps (learning env steps, after the warm-up).")] = None,
     force: Annotated[bool, typer.Option(
         help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
     logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """ADMPO-ON (Algorithm 2): act, re-fit ADM, roll out from real histories, SAC on real + imagined data.
 
-    --algo mbpo runs MBPO with its published settings (ensemble, mbrl-lib's schedule); --algo sac is
-    model-free SAC at UTD 1. Evaluations every eval.every env steps go to metrics.csv."""
+    The paper presets run the published protocol at full cost (a GPU's work); --budget cpu is the named
+    reduced budget that makes them affordable on a CPU, and says so wherever the run is shown. --algo mbpo
+    runs MBPO as its authors' code does (jannerm/mbpo); --algo sac is CleanRL's SAC at UTD 1. The warm-up
+    comes first and is not counted: evaluations every eval.every learning env steps go to metrics.csv."""
     cfg, rd, dev = setup(preset, config, set_, run, None, seed, device,
-                         {"train.algo": algo, "train.total_steps": steps}, force=force, command="train-on")
+                         {"train.algo": algo, "train.total_steps": steps}, force=force, command="train-on",
+                         budget=budget)
     _train(cfg, rd, dev, force, logger, json_out)
 
 

@@ -155,11 +155,19 @@ def steps_from_start(ends: np.ndarray) -> np.ndarray:
     return (np.arange(n) - first).astype(np.int64)
 
 
-def holdout_mask(data: Transitions, ratio: float, max_n: int, seed: int) -> np.ndarray:
-    """Hold out whole episodes (seeded) until min(ratio * N, max_n) transitions are held out."""
+def holdout_mask(data: Transitions, ratio: float, max_n: int, seed: int, how: str = "episodes") -> np.ndarray:
+    """min(ratio * N, max_n) held-out transitions: whole episodes drawn at random (seeded, `episodes`), the
+    newest transitions (`last`: the ADMPO authors' online split) or single transitions drawn at random
+    (`random`: MBPO's split)."""
     target = int(min(ratio * len(data), max_n))
     mask = np.zeros(len(data), dtype=bool)
     if target <= 0:
+        return mask
+    if how == "last":
+        mask[len(data) - target :] = True
+        return mask
+    if how == "random":
+        mask[np.random.default_rng(seed).permutation(len(data))[:target]] = True
         return mask
     slices = data.episode_slices()
     order = np.random.default_rng(seed).permutation(len(slices))

@@ -30,6 +30,7 @@ class FitResult:
     steps: int
     holdout_transitions: int
     history: list[dict] = field(default_factory=list)
+    opt_state: dict | None = None
 
 
 def fit(
@@ -41,10 +42,14 @@ def fit(
     csv_path: Path | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     fit_normalizer: bool = True,
+    opt_state: dict | None = None,
 ) -> FitResult:
+    """Fit until `cfg.patience` epochs without improvement (or `cfg.max_epochs`, 0 = no cap), keeping the
+    best weights. `opt_state`: the optimiser state of the last fit to continue from (MBPO's warm start keeps
+    it across re-fits); the result carries the state this fit ends with."""
     model.to(device)
     m = getattr(model, "m", cfg.m)
-    hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, seed)
+    hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, seed, cfg.holdout)
     train_rows = ~hold
     if not hold.any():  # a single episode: validate on the training rows rather than on nothing
         hold = train_rows
@@ -56,6 +61,8 @@ def fit(
     holdout_batch = held.gather(held.starts[0], m)
     gen = torch.Generator().manual_seed(seed)
     opt = LeanAdam.from_groups(model.param_groups(), cfg.lr)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
     steps = cfg.steps_per_epoch or max(1, train.count(1) // cfg.batch_size) * (
         m if (cfg.k_sampling == "one" and model.kind == "adm") else 1
     )
@@ -73,7 +80,7 @@ def fit(
     use_bf16 = bf16_matmuls_usable(cfg.matmul_precision, device)  # training steps only; hold-out in fp32
     stale, epoch, t0, loss_mean = 0, 0, time.perf_counter(), float("nan")
     history = []
-    while epoch < cfg.max_epochs and stale < cfg.patience:
+    while (cfg.max_epochs == 0 or epoch < cfg.max_epochs) and stale < cfg.patience:
         epoch += 1
         model.train()
         total = torch.zeros((), device=device)
@@ -121,4 +128,4 @@ def fit(
     model.eval()
     model.after_fit(holdout_batch)
     return FitResult(epoch, best_epoch, [float(v) for v in best], loss_mean,
-                     time.perf_counter() - t0, steps * epoch, int(hold.sum()), history)
+                     time.perf_counter() - t0, steps * epoch, int(hold.sum()), history, opt.state_dict())

@@ -55,13 +55,14 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return unique
 
 
-def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str) -> str:
+def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str, budget_cfg: str = "") -> str:
     """The label a run is reported under (algorithms.variant_label): the algorithm's name, with an ablation
-    named as one where the model or uncertainty is not the algorithm's own."""
+    named as one where the model or uncertainty is not the algorithm's own, and "(reduced budget: NAME)"
+    where the run used a named reduced budget, so that it is never read as the paper's protocol."""
     s = summary or {}
     algo = s.get("algo") or algo_cfg
     return variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"), s.get("published_setting", True),
-                         s.get("setting", "offline"))
+                         s.get("setting", "offline"), s.get("budget", budget_cfg) or "")
 
 
 def study_points(paths: list[Path]) -> tuple[dict[Path, dict[str, str]], dict[str, list[str]]]:
@@ -99,7 +100,7 @@ def read_run(path: Path, point: dict[str, str] | None = None) -> RunRecord:
     metrics = pd.read_csv(rd.file("metrics.csv")) if rd.file("metrics.csv").exists() else None
     files = {name: rd.file(name) for name in ("compounding.csv", "compounding.png", "uncertainty.json",
                                                "uncertainty.png") if rd.file(name).exists()}
-    label = variant_name(summary, cfg.train.algo, cfg.model.kind)
+    label = variant_name(summary, cfg.train.algo, cfg.model.kind, cfg.budget)
     point = point or {}
     variant = " ".join([label, *(f"{k.split('.')[-1]}={v}" for k, v in point.items())])
     return RunRecord(path, cfg.data.task, variant, cfg.run.seed, rd.training_status() or "not started", summary,

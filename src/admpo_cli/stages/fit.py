@@ -58,7 +58,7 @@ def _fit(cfg: Config, run: RunDir, device: torch.device, kind: str, data: Transi
     if cfg.model.warm_start and path.exists():
         old, _ = load_model(path, cfg.data.task, data.obs_dim, data.act_dim)
         model.load_state_dict(old.state_dict())
-    with progress.task(f"fit {kind}", total=cfg.model.max_epochs) as t:
+    with progress.task(f"fit {kind}", total=cfg.model.max_epochs or None) as t:
 
         def on_epoch(row: dict) -> None:
             t.update(advance=1, info=f"loss {row['train_loss']:.3f}  hold-out {row['holdout_mse']:.4f}")

@@ -86,7 +86,7 @@ def command_for(cfg: Config) -> str:
 
 def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dict[str, list[str]],
                sets: list[str] | None, config: str | None, dataset: str | None, device: str | None,
-               out: Path) -> tuple[list[RunSpec], list[str]]:
+               out: Path, budget: str | None = None) -> tuple[list[RunSpec], list[str]]:
     """Every run of the grid, in a stable order (preset, algorithm, grid point, seed), and the preset x
     algorithm pairs left out because the algorithm belongs to the other setting (sac on an offline preset,
     mopo on an online one). Refuses, before anything runs, an algorithm no preset can take and a grid key
@@ -105,7 +105,7 @@ def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dic
             for seed in seeds:
                 cfg = resolve(preset, config, list(sets or []) + [f"{k}={v}" for k, v in point],
                               {"train.algo": algo, "run.seed": seed, "data.path": dataset, "run.device": device,
-                               "run.root": str(out)})
+                               "run.root": str(out)}, budget=budget)
                 command = command_for(cfg)
                 try:
                     algorithms.check_command(command, algo, cfg.train.setting, preset)
