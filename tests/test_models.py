@@ -118,7 +118,7 @@ def test_adm_beats_mean_delta_baseline_for_every_k(hopper_file):
     torch.manual_seed(0)
     model = ADM(data.obs_dim, data.act_dim, cfg.m, cfg.hidden, cfg.layers, cfg.head_blocks, cfg.dropout)
     res = fit(model, data, cfg, torch.device("cpu"), seed=0)
-    hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, 0)
+    hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, 0, cfg.holdout)
     train = WindowSampler(data, cfg.m, ~hold)
     held = WindowSampler(data, cfg.m, hold)
     hb = held.gather(held.starts[0], cfg.m)

@@ -149,6 +149,22 @@ def test_last_holdout_is_the_newest_transitions(tiny_transitions):
     assert rnd.sum() == 4 and not np.array_equal(rnd, holdout_mask(tiny_transitions, 0.5, 4, seed=4, how="random"))
 
 
+def test_training_windows_end_before_the_last_holdout(tiny_transitions):
+    """With the newest transitions held out, no training window of any k reaches into them (the authors'
+    `sample_nstep(..., end_idx=train_size)`); the held-out windows are untouched."""
+    from admpo_cli.data.dataset import WindowSampler, cut_before_holdout
+
+    data = tiny_transitions  # episodes of 7, 5 and 6 transitions: the split falls inside the last one
+    hold = holdout_mask(data, 0.2, 500, seed=0, how="last")
+    split = int(np.argmax(hold))
+    train = WindowSampler(cut_before_holdout(data, hold), 3, ~hold)
+    for k in (1, 2, 3):
+        starts = train.starts[k - 1].numpy()
+        assert len(starts) and (starts + k - 1 < split).all()
+    assert WindowSampler(data, 3, ~hold).starts[1].numpy().max() + 1 >= split  # without the cut one would
+    assert cut_before_holdout(data, hold).ends.sum() == data.ends.sum() + 1 and not data.ends[split - 1]
+
+
 def _random_walk(n=1200, seed=0):
     rng = np.random.default_rng(seed)
     a = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
@@ -316,3 +332,12 @@ def test_budget_is_recorded_labelled_and_marked_in_the_report(tmp_path):
 def test_rollout_schedule_counts_learning_steps():
     # Table 4's Ant: 1 -> 5 over learning steps 10k -> 100k
     assert [rollout_length((1, 5, 10_000, 100_000), t) for t in (0, 10_000, 55_000, 100_000)] == [1, 1, 3, 5]
+
+
+def test_offline_presets_hold_out_as_their_authors():
+    """The same rule offline: ADM's fit holds out the last min(20 %, 1000) transitions (the authors'
+    learn_dynamics_from), MOPO's ensemble a random min(20 %, 1000) (OfflineRL-Kit)."""
+    for name in ("hopper-medium", "neorl-walker2d-low", "halfcheetah-medium-expert"):
+        m = resolve(name).model
+        assert (m.holdout, m.holdout_ratio, m.holdout_max) == ("last", 0.2, 1000)
+        assert resolve(name, flags={"train.algo": "mopo"}).model.holdout == "random"

@@ -127,7 +127,7 @@ def mopo_settings(task: str) -> dict[str, dict[str, Any]]:
         "model": {
             "kind": "ensemble", "ensemble_size": 7, "elites": 5, "ensemble_hidden": 200, "ensemble_layers": 4,
             "ensemble_weight_decay": [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], "lr": 1e-3, "batch_size": 256,
-            "holdout_ratio": 0.2, "holdout_max": 1000,
+            "holdout_ratio": 0.2, "holdout_max": 1000, "holdout": "random",  # a random split of transitions
             # stop when no member improved its hold-out loss by more than 1 % for 5 epochs
             "early_stopping": "members", "min_improvement": 0.01, "patience": 5,
         },

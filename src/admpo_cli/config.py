@@ -76,10 +76,10 @@ class ModelConfig:
     # Hold-out of min(ratio * N, max) transitions (authors' code: 20 %, 1000 offline, 500 online).
     holdout_ratio: float = 0.2
     holdout_max: int = 1000
-    # Which transitions are held out: "episodes" (whole episodes drawn at random), "last" (the newest
-    # transitions: the authors' online code holds out the last min(20 %, 500)) or "random" (single
-    # transitions drawn afresh at each fit: MBPO's split).
-    holdout: Literal["episodes", "last", "random"] = "episodes"
+    # Which transitions are held out: "last" (the newest ones, and no training window reaches into them: the
+    # authors' learn_dynamics_from, offline and online), "episodes" (whole episodes drawn at random) or
+    # "random" (single transitions drawn afresh at each fit: MBPO's and OfflineRL-Kit's split).
+    holdout: Literal["last", "episodes", "random"] = "last"
     # Early stopping: epochs without hold-out improvement (authors' code: 25) and a hard cap (0 = none: the
     # authors' and MBPO's fits train until early stopping ends them).
     patience: int = 25

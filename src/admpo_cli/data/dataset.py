@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 
@@ -180,6 +181,18 @@ def holdout_mask(data: Transitions, ratio: float, max_n: int, seed: int, how: st
         mask[a:b] = True
         held += b - a
     return mask
+
+
+def cut_before_holdout(data: Transitions, hold: np.ndarray) -> Transitions:
+    """The data as the training sampler of a `last` split sees it: an episode end just before the held-out
+    block, so that no training window reaches into it (the authors' code samples training windows that end
+    before the split). The arrays are shared; only `ends` is a copy."""
+    if not hold.any() or hold.all():
+        return data
+    view = copy.copy(data)
+    view.ends = data.ends.copy()
+    view.ends[int(np.argmax(hold)) - 1] = True
+    return view
 
 
 class WindowSampler:

@@ -23,10 +23,11 @@ class Starts:
 
 
 def pick_starts(data: Transitions, m: int, n: int, seed: int, ratio: float, max_n: int,
-                min_remaining: int = 1) -> Starts:
-    """Start points in the hold-out episodes (the model's hold-out split): m-1 real steps of history
-    before, at least min_remaining real steps after."""
-    hold = holdout_mask(data, ratio, max_n, seed)
+                min_remaining: int = 1, how: str = "last") -> Starts:
+    """Start points in the model's hold-out split (`how`, model.holdout): m-1 real steps of history before,
+    at least min_remaining real steps after. (With a `random` split the continuations after a held-out start
+    run through training transitions.)"""
+    hold = holdout_mask(data, ratio, max_n, seed, how)
     if not hold.any():
         hold = np.ones(len(data), bool)
     remaining = steps_to_end(data.ends)

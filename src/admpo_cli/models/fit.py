@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig
-from ..data.dataset import Transitions, WindowSampler, holdout_mask
+from ..data.dataset import Transitions, WindowSampler, cut_before_holdout, holdout_mask
 from ..errors import DivergenceError, UserError
 from ..optim import LeanAdam
 from ..rundir import append_csv
@@ -51,12 +51,13 @@ def fit(
     m = getattr(model, "m", cfg.m)
     hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, seed, cfg.holdout)
     train_rows = ~hold
+    train_data = cut_before_holdout(data, hold) if cfg.holdout == "last" else data
     if not hold.any():  # a single episode: validate on the training rows rather than on nothing
         hold = train_rows
     if fit_normalizer:
         model.norm.fit(torch.as_tensor(data.observations[train_rows], device=device),
                        torch.as_tensor(data.actions[train_rows], device=device))
-    train = WindowSampler(data, m, train_rows, device, seed)
+    train = WindowSampler(train_data, m, train_rows, device, seed)
     held = WindowSampler(data, m, hold, device, seed + 1)
     holdout_batch = held.gather(held.starts[0], m)
     gen = torch.Generator().manual_seed(seed)

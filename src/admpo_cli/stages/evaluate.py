@@ -36,7 +36,8 @@ def _compounding(cfg: Config, run: RunDir, device: torch.device, kinds: list[str
     data = dataset_for_run(cfg, run, progress)
     models = {k: require_model(run, k, cfg, data.obs_dim, data.act_dim)[0].to(device).eval() for k in kinds}
     m = max(mdl.context for mdl in models.values())
-    starts = pick_starts(data, m, n_starts, cfg.run.seed, cfg.model.holdout_ratio, cfg.model.holdout_max)
+    starts = pick_starts(data, m, n_starts, cfg.run.seed, cfg.model.holdout_ratio, cfg.model.holdout_max,
+                         how=cfg.model.holdout)
     variants = []
     for k, mdl in models.items():
         if k == "adm":
