@@ -36,6 +36,7 @@ from admpo_cli.data.dataset import Transitions
 from admpo_cli.data.simulate import collect
 from admpo_cli.envs.registry import spec_for
 from admpo_cli.models.factory import build_model
+from admpo_cli.models.fit import fit
 from admpo_cli.models.rollout import rollout
 from admpo_cli.rundir import RunDir
 from admpo_cli.runtime import keep_heap_memory, seed_everything
@@ -47,8 +48,16 @@ def _prefix(data: Transitions, n: int) -> Transitions:
                        data.terminals[:n], data.timeouts[:n], source="bench")
 
 
-def refit(sizes: list[int], console: Console) -> dict[int, float]:
-    """Seconds of one faithful re-fit at each size (and of the cpu budget's), on random-policy Hopper data."""
+class _TimeUp(Exception):
+    pass
+
+
+LOWER_BOUND = [False]  # a faithful re-fit was stopped: its time, and the estimate from it, are lower bounds
+
+
+def refit(sizes: list[int], console: Console, limit_s: float = 0.0) -> dict[int, float]:
+    """Seconds of one faithful re-fit at each size (and of the cpu budget's), on random-policy Hopper data. A
+    faithful fit still running after `limit_s` (0 = none) is stopped and reported as a lower bound."""
     faithful, cpu = resolve("hopper-online"), resolve("hopper-online", budget="cpu")
     spec = spec_for(faithful.data)
     data, _, _ = collect(spec, max(sizes), None, seed=0)
@@ -60,15 +69,30 @@ def refit(sizes: list[int], console: Console) -> dict[int, float]:
     for n in sizes:
         for name, cfg in (("faithful", faithful), ("cpu budget", cpu)):
             seed_everything(0)
+            rows: list[dict] = []
             t0 = time.perf_counter()
-            model, _, info = fit_dynamics(cfg, None, None, _prefix(data, n), torch.device("cpu"), 0)
+
+            def on_epoch(row: dict, t0=t0, rows=rows) -> None:
+                rows.append(row)
+                if limit_s and time.perf_counter() - t0 > limit_s:
+                    raise _TimeUp
+
+            model = build_model(cfg.model.kind, spec.obs_dim, spec.act_dim, cfg.model)
+            stopped = False
+            try:
+                fit(model, _prefix(data, n), cfg.model, torch.device("cpu"), n, on_epoch=on_epoch)
+            except _TimeUp:
+                stopped = True
             s = time.perf_counter() - t0
-            steps = info["model_epochs"] * (cfg.model.steps_per_epoch or
-                                            (n - min(int(0.2 * n), cfg.model.holdout_max)) // 256 * cfg.model.m)
+            per_epoch = cfg.model.steps_per_epoch or (n - min(int(0.2 * n), cfg.model.holdout_max)) // 256 * cfg.model.m
+            steps = per_epoch * len(rows)
+            best = min(rows, key=lambda r: r["holdout_mse"])
             if name == "faithful":
                 out[n] = s
-            cells = (f"{n:,}", name, f"{s:.1f}", f"{info['model_epochs']}", f"{steps:,}", f"{steps / s:.0f}",
-                     f"{info['model_holdout_mse']:.4f}")
+                LOWER_BOUND[0] |= stopped
+            cells = (f"{n:,}", name, f"{'>= ' if stopped else ''}{s:.0f}",
+                     f"{len(rows)} ({best['epoch']}){' stopped, not converged' if stopped else ''}", f"{steps:,}",
+                     f"{steps / s:.0f}", f"{best['holdout_mse']:.4f}")
             table.add_row(*cells)
             console.print("  ".join(cells))  # as it goes: the faithful re-fits take minutes each
     console.print(table)
@@ -130,6 +154,8 @@ def phases(slice_steps: int, refit_s: dict[int, float], console: Console) -> Non
     table.add_row("total", f"{sum(slice_s.values()):.1f}", "", f"{tot_c / 3600:.2f} h", "100 %",
                   f"{tot_f / 3600:.2f} h" if tot_f else "-", "100 %" if tot_f else "-")
     console.print(table)
+    if faithful_est and LOWER_BOUND[0]:
+        console.print("protocol estimate: a lower bound (a faithful re-fit was stopped before it converged)")
     console.print(f"machine now: sgemm 1280x200x600 at {sgemm_gflops():.0f} GFLOP/s (these machines drift by up to 4x)")
 
 
@@ -219,15 +245,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slice", type=int, default=500, help="learning env steps timed after the warm-up")
     ap.add_argument("--sizes", default="5000,25000,50000", help="real transitions of the faithful re-fits timed")
+    ap.add_argument("--limit", type=float, default=0.0, help="stop a faithful re-fit after this many seconds")
+    ap.add_argument("--known", default="", help="re-fit seconds measured before, e.g. 5000=117,25000=1500")
     ap.add_argument("--refits", type=int, default=5)
     ap.add_argument("--only", choices=["refit", "phases", "refits", "ksampling"], default=None)
     a = ap.parse_args()
     keep_heap_memory()
     torch.set_num_threads(2)
     console = Console()
-    refit_s = {}
+    refit_s = {int(k): float(v) for k, v in (x.split("=") for x in a.known.split(",") if x)}
     if a.only in (None, "refit"):
-        refit_s = refit([int(x) for x in a.sizes.split(",")], console)
+        refit_s.update(refit([int(x) for x in a.sizes.split(",")], console, a.limit))
     if a.only in (None, "phases"):
         phases(a.slice, refit_s, console)
     if a.only == "refits":

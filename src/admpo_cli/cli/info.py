@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import dump_yaml, load_preset, preset_description, preset_paths
+from ..config import dump_yaml, load_preset, preset_budgets, preset_description, preset_paths
 from .app import app, presets_app
 from .options import (
     user_errors,
@@ -21,12 +21,12 @@ def presets_list() -> None:
     """All shipped presets with their task, data source and key settings."""
     table = Table(title="admpo presets")
     table.add_column("preset", no_wrap=True)
-    for col in ("benchmark", "m", "H", "beta", "description"):
+    for col in ("benchmark", "m", "H", "beta", "budgets", "description"):
         table.add_column(col, overflow="fold")
     for name in preset_paths():
         cfg = load_preset(name)
         table.add_row(name, cfg.data.benchmark, str(cfg.model.m), str(cfg.rollout.horizon),
-                      f"{cfg.rollout.beta:g}", preset_description(name))
+                      f"{cfg.rollout.beta:g}", ", ".join(preset_budgets(name)) or "-", preset_description(name))
     console.print(table)
 
 
@@ -43,7 +43,7 @@ def presets_show(
     reduced budgets it offers and what each changes."""
     import yaml
 
-    from ..config import preset_budgets, resolve
+    from ..config import resolve
 
     cfg = resolve(name, flags={"train.algo": algo}, budget=budget) if (algo or budget) else load_preset(name)
     console.print(dump_yaml(cfg), highlight=False, markup=False, soft_wrap=True)
