@@ -51,7 +51,8 @@ def _print_summary(summary: dict, rd: RunDir) -> None:
     keys = ("label", "algo", "model", "budget", "uncertainty", "dropout_at_inference", "published_setting", "seed",
             "entropy_space", "target_entropy", "evaluations", "env_steps", "warmup_steps",
             "final_score", "final_return", "best_score", "best_return", "gradient_steps")
-    rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys if k in summary]
+    rows = [(k, f"{summary[k]:.2f}" if isinstance(summary[k], float) else summary[k]) for k in keys
+            if summary.get(k) not in (None, "")]
     ref = summary.get("reference")
     if ref:
         rows.append(("reference", f"{ref['random']:g} / {ref['expert']:g} ({ref['source']})"))
