@@ -10,6 +10,14 @@ from torch import nn
 from .backprop import LOG_STD_MAX, LOG_STD_MIN, squashed_log_prob
 
 
+def logp_shift(entropy_space: str, action_scale) -> float:
+    """What log pi in an entropy space adds to log pi of the [-1, 1] action the policy outputs: -sum
+    log(scale) in the env's units (a_env = scale * a), 0 in the normalised space or without a scale."""
+    if entropy_space == "normalized" or action_scale is None:
+        return 0.0
+    return -float(sum(math.log(float(s)) for s in action_scale))
+
+
 def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:

@@ -11,15 +11,7 @@ import torch
 from ..config import AgentConfig
 from ..optim import LeanAdam
 from .backprop import ActorSample, fused_backward, fused_forward
-from .nets import FusedCritics, TanhGaussianActor
-
-
-def logp_shift(cfg: AgentConfig, action_scale) -> float:
-    """What log pi in the config's entropy space adds to log pi of the [-1, 1] action the policy outputs:
-    -sum log(scale) in the env's units (a = scale * a_normalised), 0 in the normalised space."""
-    if cfg.entropy_space == "normalized" or action_scale is None:
-        return 0.0
-    return -float(sum(math.log(float(s)) for s in action_scale))
+from .nets import FusedCritics, TanhGaussianActor, logp_shift
 
 
 class SAC:
@@ -41,7 +33,7 @@ class SAC:
         self.alpha_opt = LeanAdam([self.log_alpha], cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
         # log pi in the env's action units = log pi in [-1, 1] - sum log(scale) (entropy_space, config.py)
-        self.logp_shift = logp_shift(cfg, action_scale)
+        self.logp_shift = logp_shift(cfg.entropy_space, action_scale)
         # the parameters as the hand-written passes take them
         linears = [m for m in self.actor.net if isinstance(m, torch.nn.Linear)]
         self._actor_w, self._actor_b = [m.weight for m in linears], [m.bias for m in linears]

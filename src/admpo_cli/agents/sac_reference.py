@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AgentConfig
+from .nets import logp_shift
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -80,9 +81,7 @@ class ReferenceSAC:
         self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
         self.target_entropy = cfg.target_entropy if cfg.target_entropy != 0 else -float(act_dim)
         # entropy_space "env": log pi of the env's action scale * a, i.e. log pi(a) - sum log(scale)
-        self.log_scale_sum = 0.0
-        if cfg.entropy_space == "env" and action_scale is not None:
-            self.log_scale_sum = float(sum(math.log(float(s)) for s in action_scale))
+        self.logp_shift = logp_shift(cfg.entropy_space, action_scale)
         self.updates = 0
 
     @torch.no_grad()
@@ -112,7 +111,7 @@ class ReferenceSAC:
         # critic: y = r + gamma (1 - d) (min_i Q'_i(s', a') - alpha log pi(a' | s')),  a' ~ pi(. | s')
         with torch.no_grad():
             next_a, next_logp = self.actor(next_obs)
-            next_logp = next_logp - self.log_scale_sum
+            next_logp = next_logp + self.logp_shift
             min_q_next = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
             y = rew + cfg.gamma * (1.0 - done) * (min_q_next - alpha * next_logp)
         q1, q2 = self.qf1(obs, act), self.qf2(obs, act)
@@ -126,7 +125,7 @@ class ReferenceSAC:
             # actor: minimise E[alpha log pi(a | s) - min_i Q_i(s, a)],  a ~ pi(. | s), with the new critics
             alpha = self.log_alpha.detach().exp()
             a, logp = self.actor(obs)
-            logp = logp - self.log_scale_sum
+            logp = logp + self.logp_shift
             min_q = torch.min(self.qf1(obs, a), self.qf2(obs, a))
             actor_loss = (alpha * logp - min_q).mean()
             self.actor_optimizer.zero_grad()

@@ -45,7 +45,7 @@ def presets_show(
 
     from ..config import resolve
 
-    cfg = resolve(name, flags={"train.algo": algo}, budget=budget) if (algo or budget) else load_preset(name)
+    cfg = resolve(name, flags={"train.algo": algo}, budget=budget)
     console.print(dump_yaml(cfg), highlight=False, markup=False, soft_wrap=True)
     budgets = preset_budgets(name)
     if budgets:
