@@ -17,9 +17,10 @@ from rich.table import Table
 from admpo_cli import kernels
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.dataset import Transitions, WindowSampler
+from admpo_cli.device import bf16_matmuls, bf16_matmuls_usable
 from admpo_cli.models.factory import build_model
 from admpo_cli.optim import LeanAdam
-from admpo_cli.runtime import bf16_matmuls, bf16_matmuls_usable, keep_heap_memory
+from admpo_cli.process import keep_heap_memory
 from plain import plain_adm_step, plain_ensemble_step
 from timing import rate, sgemm_gflops
 

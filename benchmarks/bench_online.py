@@ -28,8 +28,9 @@ from rich.console import Console
 from rich.table import Table
 
 from admpo_cli.agents.nets import TanhGaussianActor
-from admpo_cli.algos.offline import RolloutSettings
-from admpo_cli.algos.online import RealData, fit_dynamics, rollout_length, train_online
+from admpo_cli.algos.model_buffer import RolloutSettings
+from admpo_cli.algos.online import fit_dynamics, rollout_length, train_online
+from admpo_cli.algos.real_env import RealData
 from admpo_cli.algos.summary import read_rows
 from admpo_cli.config import resolve
 from admpo_cli.data.dataset import Transitions
@@ -38,8 +39,8 @@ from admpo_cli.envs.registry import spec_for
 from admpo_cli.models.factory import build_model
 from admpo_cli.models.fit import fit
 from admpo_cli.models.rollout import rollout
+from admpo_cli.process import keep_heap_memory, seed_everything
 from admpo_cli.rundir import RunDir
-from admpo_cli.runtime import keep_heap_memory, seed_everything
 from timing import sgemm_gflops
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 from admpo_cli.agents.nets import TanhGaussianActor
 from admpo_cli.models.adm import ADM
 from admpo_cli.models.rollout import cast_model, rollout
-from admpo_cli.runtime import keep_heap_memory
+from admpo_cli.process import keep_heap_memory
 
 
 def run(batch: int, horizon: int, chunk: int, dtype: str, m: int, unc: str, reps: int) -> float:

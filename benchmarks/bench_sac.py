@@ -15,7 +15,7 @@ from rich.table import Table
 from admpo_cli.agents.sac import SAC
 from admpo_cli.algos.buffers import KEYS, TransitionTable
 from admpo_cli.config import AgentConfig
-from admpo_cli.runtime import keep_heap_memory
+from admpo_cli.process import keep_heap_memory
 from plain import plain_sac_step
 from timing import rate, sgemm_gflops
 

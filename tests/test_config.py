@@ -8,7 +8,8 @@ from admpo_cli.errors import UserError
 
 def test_defaults_are_the_authors_settings():
     cfg = Config()
-    assert (cfg.model.hidden, cfg.model.layers, cfg.model.head_blocks) == (200, 3, 4)
+    adm = cfg.model.settings()  # the adm kind's own keys (models/adm.py)
+    assert (adm.hidden, adm.layers, adm.head_blocks) == (200, 3, 4)
     assert cfg.agent.hidden == (256, 256) and cfg.agent.gamma == 0.99
     assert cfg.rollout.batch_size == 50000 and cfg.train.real_ratio == 0.05
 
@@ -90,7 +91,7 @@ def test_preset_extras():
     assert hc.actor_lr == 7e-5 and hc.actor_lr_schedule == "none"
     assert load_preset("hopper-random").train.epochs == 3000
     assert load_preset("neorl-hopper-medium").agent.alpha == 0.5
-    assert load_preset("ant-online").model.hidden == 400
+    assert load_preset("ant-online").model.settings().hidden == 400
     assert load_preset("humanoid-online").train.rollout_schedule == (1, 10, 10000, 100000)
     assert load_preset("walker2d-online").agent.actor_update_every == 20
 
@@ -119,7 +120,7 @@ def test_mopo_runs_with_its_published_settings_per_task():
     # real_ratio 0.05 even where ADMPO's preset says 0.5
     assert resolve("walker2d-medium-replay", flags={"train.algo": "mopo"}).train.real_ratio == 0.05
     # no published setting: h 5, lambda 1.0, said so
-    from admpo_cli.algorithms import mopo_published
+    from admpo_cli.algos.mopo import mopo_published
 
     random = resolve("hopper-random", flags={"train.algo": "mopo"})
     assert (random.rollout.horizon, random.rollout.beta) == (5, 1.0) and not mopo_published(random.data.task)
@@ -132,8 +133,8 @@ def test_mopo_runs_with_its_published_settings_per_task():
 
 
 def test_dropout_switch_accepts_the_old_boolean_and_resolves_auto():
-    from admpo_cli.algorithms import dropout_at_inference
     from admpo_cli.config import resolve
+    from admpo_cli.registry import dropout_at_inference
 
     assert resolve(None, None, ["model.dropout_at_inference=false"]).model.dropout_at_inference == "off"
     assert resolve(None, None, ["model.dropout_at_inference=true"]).model.dropout_at_inference == "on"

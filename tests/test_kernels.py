@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from admpo_cli import kernels
 from admpo_cli.models.gru import _layer_backward, _layer_forward, gru_forward
 from admpo_cli.models.head import GaussianHead, _mix32, block_key, dropout_mask
-from admpo_cli.runtime import keep_heap_memory
+from admpo_cli.process import keep_heap_memory
 
 
 @pytest.fixture

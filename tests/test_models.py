@@ -97,7 +97,7 @@ def _quick_cfg(**kw):
     base = dict(m=3, hidden=32, layers=2, head_blocks=1, max_epochs=8, patience=8, steps_per_epoch=40,
                 batch_size=128, lr=2e-3, ensemble_size=3, elites=2, ensemble_hidden=32, ensemble_layers=2)
     base.update(kw)
-    return ModelConfig(**base)
+    return ModelConfig.of(**base)
 
 
 @pytest.mark.parametrize("kind", ["adm", "ensemble", "bootrnn"])
@@ -116,7 +116,8 @@ def test_adm_beats_mean_delta_baseline_for_every_k(hopper_file):
     data = d4rl.load_d4rl(hopper_file)
     cfg = _quick_cfg(max_epochs=12, patience=12)
     torch.manual_seed(0)
-    model = ADM(data.obs_dim, data.act_dim, cfg.m, cfg.hidden, cfg.layers, cfg.head_blocks, cfg.dropout)
+    s = cfg.settings("adm")
+    model = ADM(data.obs_dim, data.act_dim, cfg.m, s.hidden, s.layers, s.head_blocks, s.dropout)
     res = fit(model, data, cfg, torch.device("cpu"), seed=0)
     hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, 0, cfg.holdout)
     train = WindowSampler(data, cfg.m, ~hold)
@@ -233,7 +234,7 @@ def test_matmul_precision_is_validated():
 
 
 def test_bf16_matmuls_apply_inside_the_block_only(caplog):
-    from admpo_cli.runtime import bf16_matmuls, bf16_matmuls_usable, cpu_has_bf16
+    from admpo_cli.device import bf16_matmuls, bf16_matmuls_usable, cpu_has_bf16
 
     assert not bf16_matmuls_usable("fp32", torch.device("cpu"))
     assert not bf16_matmuls_usable("bf16", torch.device("cuda"))
@@ -286,7 +287,7 @@ class _LabelledStepper:
 
 
 class _LabelledModel:
-    kind, obs_dim, context = "adm", 2, 4
+    kind, obs_dim, context, draws_per_row = "adm", 2, 4, False
 
     def stepper(self, dropout_at_inference=False):
         return _LabelledStepper(4, self.obs_dim)

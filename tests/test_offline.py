@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from admpo_cli.algos.offline import Hooks, train_offline
+from admpo_cli.algos.offline import train_offline
+from admpo_cli.algos.training_run import Hooks
 from admpo_cli.config import preset_paths, resolve
 from admpo_cli.data import d4rl, neorl
 from admpo_cli.data.dataset import Transitions
 from admpo_cli.errors import DivergenceError
+from admpo_cli.process import seed_everything
 from admpo_cli.rundir import RunDir
-from admpo_cli.runtime import seed_everything
 from admpo_cli.stages.fit import dataset_for_run, fit_model_stage, model_for_training
 
 TINY = [
@@ -45,7 +46,7 @@ def _train(cfg, rd, stop_after=None, force=False):
 def _interrupted(cfg, rd, at, force=False):
     with pytest.raises(KeyboardInterrupt):
         _train(cfg, rd, stop_after=at, force=force)
-    return torch.load(rd.file("checkpoints", "offline.pt"), weights_only=True)["step"]
+    return torch.load(rd.file("checkpoints", "train.pt"), weights_only=True)["loop"]["step"]
 
 
 def test_resume_equals_uninterrupted(tmp_path, hopper_file):
@@ -136,8 +137,8 @@ def test_resume_without_saved_buffer_refills_it(tmp_path, hopper_file):
                                               "train.checkpoint_buffer=false", "train.rollout_freq=30"])
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
     assert _interrupted(cfg, rd, 10) == 10
-    ck = torch.load(rd.file("checkpoints", "offline.pt"), weights_only=True)
-    assert ck["model_buffer"] == {} and ck["step"] == 10
+    ck = torch.load(rd.file("checkpoints", "train.pt"), weights_only=True)
+    assert ck["parts"]["model_buffer"] is None and ck["loop"]["step"] == 10
     summary = _train(cfg, rd)
     assert summary["gradient_steps"] == 30 and summary["evaluations"] == 3
 
@@ -170,10 +171,10 @@ def test_transition_table_rows_split_and_ring_buffer_round_trip():
 @pytest.mark.parametrize("sets,expect", [([], True), (["rollout.uncertainty=paper"], False),
                                          (["model.dropout_at_inference=off"], False)])
 def test_rollouts_keep_dropout_on_as_the_authors_code_by_default(tmp_path, hopper_file, monkeypatch, sets, expect):
-    import admpo_cli.algos.offline as offline
+    import admpo_cli.algos.model_buffer as model_buffer
 
     seen = []
-    real = offline.rollout
+    real = model_buffer.rollout
 
     def spy(model, *args, **kw):
         import inspect
@@ -181,7 +182,7 @@ def test_rollouts_keep_dropout_on_as_the_authors_code_by_default(tmp_path, hoppe
         seen.append(inspect.signature(real).bind(model, *args, **kw).arguments["dropout_at_inference"])
         return real(model, *args, **kw)
 
-    monkeypatch.setattr(offline, "rollout", spy)
+    monkeypatch.setattr(model_buffer, "rollout", spy)
     cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl",
                                               "train.epochs=1", *sets])
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
@@ -198,7 +199,7 @@ def test_checkpoints_and_models_refuse_other_settings(tmp_path, hopper_file):
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
     assert _interrupted(cfg, rd, 10) == 10
     other = resolve("quickstart-hopper", None, [*sets, "rollout.beta=3"])  # same model, other training
-    with pytest.raises(UserError, match="offline.pt: written with other settings"):
+    with pytest.raises(UserError, match="train.pt: written with other settings"):
         _train(other, rd)
     refit = resolve("quickstart-hopper", None, [*sets, "model.lr=1e-3"])  # another model
     rd.clear_training()
@@ -240,13 +241,13 @@ def test_members_early_stopping_keeps_each_members_best():
     from admpo_cli.models.fit import fit
 
     data = _synthetic(4, 2, n=600, episode=100)
-    cfg = ModelConfig(ensemble_size=3, elites=2, ensemble_hidden=16, ensemble_layers=2, max_epochs=30,
+    cfg = ModelConfig.of(ensemble_size=3, elites=2, ensemble_hidden=16, ensemble_layers=2, max_epochs=30,
                       steps_per_epoch=5, early_stopping="members", min_improvement=5.0, patience=3, lr=1e-3)
     torch.manual_seed(0)
     res = fit(Ensemble(4, 2, 3, 2, 16, 2), data, cfg, CPU)
     # epoch 1 sets every member's best; no later epoch can beat it by 500 %: stop after 1 + patience epochs
     assert res.epochs == 4 and res.best_epoch == 1
-    cfg = ModelConfig(ensemble_size=3, elites=2, ensemble_hidden=16, ensemble_layers=2, max_epochs=6,
+    cfg = ModelConfig.of(ensemble_size=3, elites=2, ensemble_hidden=16, ensemble_layers=2, max_epochs=6,
                       steps_per_epoch=20, early_stopping="members", min_improvement=0.0, patience=3, lr=1e-3)
     torch.manual_seed(0)
     ens = Ensemble(4, 2, 3, 2, 16, 2)
@@ -257,7 +258,7 @@ def test_members_early_stopping_keeps_each_members_best():
 
     with pytest.raises(UserError, match="early_stopping=members"):
         fit(ADM(4, 2, m=2, hidden=8, layers=1, head_blocks=1), data,
-            ModelConfig(m=2, early_stopping="members", max_epochs=1, steps_per_epoch=1), CPU)
+            ModelConfig.of(m=2, early_stopping="members", max_epochs=1, steps_per_epoch=1), CPU)
 
 
 def test_reference_sac_backend_runs_the_same_training(tmp_path, hopper_file):

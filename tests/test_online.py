@@ -8,12 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from admpo_cli.algos.offline import Hooks
 from admpo_cli.algos.online import rollout_length, train_online
+from admpo_cli.algos.training_run import Hooks
 from admpo_cli.cli import app
 from admpo_cli.config import preset_paths, resolve
+from admpo_cli.process import seed_everything
 from admpo_cli.rundir import RunDir
-from admpo_cli.runtime import seed_everything
 
 CPU = torch.device("cpu")
 TINY = ["model.hidden=16", "model.layers=1", "model.head_blocks=1", "model.max_epochs=2", "model.steps_per_epoch=5",
@@ -81,7 +81,7 @@ def _train(cfg, rd, stop_at=None):
         if stop_at is not None and step >= stop_at:
             raise KeyboardInterrupt
 
-    return train_online(cfg, rd, CPU, Hooks(on_progress=ctrl_c))
+    return train_online(cfg, rd, CPU, hooks=Hooks(on_progress=ctrl_c))
 
 
 @pytest.mark.parametrize("algo", ["admpo", "sac"])
@@ -95,8 +95,9 @@ def test_resume_equals_uninterrupted(tmp_path, algo):
     seed_everything(0)
     with pytest.raises(KeyboardInterrupt):
         _train(cfg, split, stop_at=80)
-    ck = torch.load(split.file("checkpoints", "online.pt"), weights_only=True)
-    assert ck["state"]["env_steps"] == 40 + 80 and ck["env"]["elapsed"] > 0  # mid-episode, after 40 warm-up steps
+    ck = torch.load(split.file("checkpoints", "train.pt"), weights_only=True)
+    # mid-episode, after 40 warm-up steps
+    assert ck["loop"]["env_steps"] == 40 + 80 and ck["parts"]["env"]["elapsed"] > 0
     seed_everything(123)  # the checkpoint's random streams must win
     b = _train(cfg, split)
     strip = lambda p: [",".join(x.split(",")[:12]) for x in p.read_text().splitlines()]  # noqa: E731
@@ -117,4 +118,4 @@ def test_every_online_preset_resolves_and_starts(tmp_path, name):
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
     out = _train(cfg, rd)
     assert out["env_steps"] == 60 and out["label"] == "ADMPO-ON"
-    assert torch.load(rd.file("checkpoints", "online.pt"), weights_only=True)["model"] is not None
+    assert torch.load(rd.file("checkpoints", "train.pt"), weights_only=True)["parts"]["dynamics"]["model"] is not None

@@ -16,7 +16,8 @@ import torch
 from typer.testing import CliRunner
 
 from admpo_cli.agents import make_agent
-from admpo_cli.algos.buffers import RingBuffer, TransitionTable, sac_batch
+from admpo_cli.algos.buffers import RingBuffer, TransitionTable
+from admpo_cli.algos.model_buffer import mixed_batch
 from admpo_cli.algos.online import fit_dynamics, rollout_length
 from admpo_cli.cli import app
 from admpo_cli.config import AgentConfig, ModelConfig, resolve
@@ -58,8 +59,8 @@ def test_warmup_comes_first_and_is_not_counted(tmp_path):
     assert [int(r["env_steps_with_warmup"]) for r in rows] == [80, 120, 160]
     # the fit before learning step it = 80 used the schedule at 80 (x + (80 - 40) / 80 * 2 = 2), not at 120
     assert [int(r["rollout_length"]) for r in rows] == [1, 1, 2]
-    ck = torch.load(tmp_path / "r" / "checkpoints" / "online.pt", weights_only=True)
-    assert int(ck["real"]["n"]) == 160
+    ck = torch.load(tmp_path / "r" / "checkpoints" / "train.pt", weights_only=True)
+    assert int(ck["parts"]["real"]["n"]) == 160
 
 
 # ---------------------------------------------------------------- 2. target entropy in the env's action units
@@ -180,7 +181,7 @@ def test_fit_without_a_cap_runs_until_patience_and_epochs_are_the_authors():
     """max_epochs 0: no cap; the fit ends exactly `patience` epochs after its best; an epoch is
     (N_train // 256) * m one-k minibatches."""
     data = _random_walk()
-    cfg = ModelConfig(m=3, hidden=16, layers=1, head_blocks=1, k_sampling="one", steps_per_epoch=0, max_epochs=0,
+    cfg = ModelConfig.of(m=3, hidden=16, layers=1, head_blocks=1, k_sampling="one", steps_per_epoch=0, max_epochs=0,
                       patience=2, holdout="last", holdout_max=500, lr=3e-3)
     torch.manual_seed(0)
     res = fit(build_model("adm", 3, 2, cfg), data, cfg, CPU, seed=0)
@@ -221,14 +222,14 @@ def test_mbpo_as_its_authors_ran_it(env, interval, schedule, retain, width, targ
     c = resolve(f"{env}-online", flags={"train.algo": "mbpo"})
     assert (c.train.model_update_interval, c.train.rollout_schedule, c.train.model_retain_rollouts) == (
         interval, schedule, retain)
-    assert c.model.ensemble_hidden == width and c.agent.target_entropy == target
+    assert c.model.settings().ensemble_hidden == width and c.agent.target_entropy == target
     assert c.agent.entropy_space == "normalized" and c.agent.alpha == 1.0 and c.agent.alpha_loss == "log_alpha"
     assert c.train.real_ratio == 0.05 and c.train.utd == 20 and c.agent.hidden == (256, 256)
     assert (c.agent.actor_lr, c.agent.critic_lr, c.agent.alpha_lr) == (3e-4, 3e-4, 3e-4)
     assert c.agent.target_update_every == 1 and c.agent.actor_update_every == 1
-    m = c.model
-    assert (m.kind, m.ensemble_size, m.elites, m.ensemble_layers, m.lr) == ("ensemble", 7, 5, 4, 1e-3)
-    assert m.ensemble_weight_decay == (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+    m, s = c.model, c.model.settings()
+    assert (m.kind, s.ensemble_size, s.elites, s.ensemble_layers, m.lr) == ("ensemble", 7, 5, 4, 1e-3)
+    assert s.ensemble_weight_decay == (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
     assert (m.holdout, m.holdout_max, m.early_stopping, m.min_improvement, m.patience, m.max_epochs) == (
         "random", 5000, "members", 0.01, 6, 0)
     assert c.train.model_refit == "warm_start" and c.rollout.batch_size == 100_000 and c.train.warmup_steps == 5000
@@ -242,12 +243,12 @@ def test_a_batch_has_int_of_its_real_share():
     model_buf = RingBuffer(100, 2, 1, CPU)
     model_buf.add({"obs": torch.ones(100, 2), "act": torch.ones(100, 1), "rew": torch.ones(100),
                    "next_obs": torch.ones(100, 2), "done": torch.zeros(100)})
-    batch = sac_batch(real.table, model_buf, real, 256, 0.05, torch.Generator().manual_seed(0))
+    batch = mixed_batch(real.table, model_buf, real, 256, 0.05, torch.Generator().manual_seed(0))
     assert int((batch["rew"] == 0).sum()) == 12 and int((batch["rew"] == 1).sum()) == 244
 
 
 def test_mbpo_label_says_published_on_every_env(tmp_path):
-    from admpo_cli.algorithms import mbpo_published
+    from admpo_cli.algos.mbpo import mbpo_published
 
     assert all(mbpo_published(e) for e in ("hopper", "walker2d", "ant", "humanoid"))
 

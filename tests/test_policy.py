@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
 
 
 def _gl_or_skip():
-    from admpo_cli.runtime import probe_gl
+    from admpo_cli.headless_gl import probe_gl
 
     if os.environ.get("MUJOCO_GL") or any(probe_gl(b) is None for b in ("egl", "osmesa")):
         return

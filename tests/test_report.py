@@ -6,8 +6,9 @@ from typer.testing import CliRunner
 
 from admpo_cli.cli import app
 from admpo_cli.config import resolve
+from admpo_cli.files import append_csv, atomic_write_json
 from admpo_cli.report.build import build_report
-from admpo_cli.rundir import RunDir, append_csv, atomic_write_json
+from admpo_cli.rundir import RunDir
 
 
 def _fake_run(root, name, preset, algo, seed, scores, status="done", model=None, final_return=None):

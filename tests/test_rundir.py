@@ -7,7 +7,8 @@ import pytest
 
 from admpo_cli.config import Config, resolve
 from admpo_cli.errors import UserError
-from admpo_cli.rundir import RunDir, append_csv, atomic_write_json, truncate_csv_after
+from admpo_cli.files import append_csv, atomic_write_json, truncate_csv_after
+from admpo_cli.rundir import RunDir
 
 
 def test_create_writes_resolved_config_and_reopens(tmp_path):

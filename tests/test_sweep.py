@@ -118,7 +118,7 @@ def test_killed_sweep_reruns_only_what_is_missing_with_the_same_results(tmp_path
     deadline = time.time() + 240
     while time.time() < deadline:
         rs = runs()
-        if len(rs) >= 2 and (rs[0] / "summary.json").exists() and (rs[1] / "checkpoints" / "offline.pt").exists():
+        if len(rs) >= 2 and (rs[0] / "summary.json").exists() and (rs[1] / "checkpoints" / "train.pt").exists():
             break
         time.sleep(0.2)
     else:

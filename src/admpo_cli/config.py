@@ -18,8 +18,17 @@ from typing import Any, Literal
 
 import yaml
 
-from . import algorithms
+from . import registry
 from .errors import UserError
+
+# The environment families admpo knows (envs/registry.py has their specs); written here once.
+Env = Literal["hopper", "halfcheetah", "walker2d", "ant", "humanoid"]
+ENVS: tuple[str, ...] = typing.get_args(Env)
+
+
+def env_of(task: str) -> str:
+    """The environment family a task name contains (hopper-medium-v2 -> hopper); the task itself if none."""
+    return next((e for e in sorted(ENVS, key=len, reverse=True) if e in task), task)
 
 
 @dataclass(frozen=True)
@@ -27,8 +36,8 @@ class DataConfig:
     # Task name used for reference returns, termination and the evaluation env, e.g. "hopper-medium-v2",
     # "neorl-hopper-low" or "quickstart-hopper".
     task: str = "quickstart-hopper"
-    # Environment family: hopper | halfcheetah | walker2d | ant | humanoid.
-    env: Literal["hopper", "halfcheetah", "walker2d", "ant", "humanoid"] = "hopper"
+    # Environment family (ENVS): hopper | halfcheetah | walker2d | ant | humanoid.
+    env: Env = "hopper"
     # Where the data comes from: d4rl (HDF5) | neorl (npz) | minari | collect (made locally when absent).
     benchmark: Literal["d4rl", "neorl", "minari", "collect"] = "collect"
     # Dataset file or id (D4RL id like hopper-medium-v2, Minari id, or a path). Empty = the preset's default.
@@ -47,30 +56,21 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # Dynamics model: adm (any-step GRU) | ensemble (MOPO/MBPO probabilistic ensemble) | bootrnn.
-    kind: Literal["adm", "ensemble", "bootrnn"] = "adm"
-    # Max backtracking length m (Table 5 / Table 4).
+    """The settings every dynamics model shares (what is fitted and how). A model kind's own keys (ADM's
+    hidden, layers, head_blocks, dropout; the ensemble's ensemble_size, elites, ...) sit in the same YAML
+    section; they are declared by the model's module (its `settings` dataclass) and kept in `options`."""
+
+    # Dynamics model: a registered kind (admpo models: adm, ensemble, bootrnn; `admpo doctor` lists them).
+    kind: str = "adm"
+    # Max backtracking length m (Table 5 / Table 4): the history a sequence model is fitted on.
     m: int = 5
-    # GRU hidden size and layers (authors' code: 200, 3).
-    hidden: int = 200
-    layers: int = 3
-    # Residual Swish blocks in the head (authors' code: 4) and their dropout.
-    head_blocks: int = 4
-    dropout: float = 0.1
-    # Dropout when predicting (roll-outs, evaluation): auto = on for ADM with the authors' uncertainty
-    # formula (their code never switches the model to eval mode, and Table 5's beta were tuned so), off
-    # otherwise; on | off force it. Every run records the value it used.
+    # Dropout when predicting (roll-outs, evaluation): auto = what the model's registration says (ADM: on
+    # with the authors' uncertainty formula, as their code never switches the model to eval mode and
+    # Table 5's beta were tuned so; off otherwise); on | off force it. Every run records the value it used.
     dropout_at_inference: Literal["auto", "on", "off"] = "auto"
     # Eq. (2) per minibatch: "all" k at once (one GRU pass; each k averaged over its own windows, then the
     # plain average over k) or "one" k drawn per minibatch (authors' code).
     k_sampling: Literal["all", "one"] = "all"
-    # Ensemble: members, elites, hidden width and layers (MOPO/MBPO: 7, 5, 200, 4).
-    ensemble_size: int = 7
-    elites: int = 5
-    ensemble_hidden: int = 200
-    ensemble_layers: int = 4
-    # Per-layer weight decay of the ensemble (MBPO: 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4).
-    ensemble_weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
     lr: float = 3e-4
     batch_size: int = 256
     # Hold-out of min(ratio * N, max) transitions (authors' code: 20 %, 1000 offline, 500 online).
@@ -97,6 +97,21 @@ class ModelConfig:
     # accumulation and outputs; oneDNN on AMX/AVX512-BF16 CPUs: ~1.3x ADM, ~1.5x ensemble here). Hold-out
     # evaluation always runs in float32.
     matmul_precision: Literal["fp32", "bf16"] = "fp32"
+    # The model kinds' own keys that were set, as sorted (key, value) pairs (flat in YAML and config.yaml).
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, **keys: Any) -> ModelConfig:
+        """A section from flat keys, as a preset writes them: the shared ones and any kind's own."""
+        shared = {f.name for f in fields(cls)} - {"options"}
+        own = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in keys.items() if k not in shared))
+        return cls(**{k: v for k, v in keys.items() if k in shared}, options=own)
+
+    def settings(self, kind: str | None = None) -> Any:
+        """The typed settings of `kind` (default: this section's kind): its defaults and the keys set here."""
+        spec = registry.model(kind or self.kind)
+        own = {f.name for f in fields(spec.settings)}
+        return spec.settings(**{k: v for k, v in self.options if k in own})
 
 
 @dataclass(frozen=True)
@@ -160,8 +175,9 @@ class AgentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Algorithm (algorithms.py): admpo | mopo | bc offline (train-off); sac | mbpo online (train-on).
-    algo: Literal["admpo", "mopo", "bc", "sac", "mbpo"] = "admpo"
+    # A registered algorithm (registry.py; admpo's: admpo, mopo, bc offline (train-off); admpo, sac, mbpo
+    # online (train-on); `admpo doctor` lists them with plugins').
+    algo: str = "admpo"
     # offline (train-off: a fixed dataset) or online (train-on: the online presets, Table 4).
     setting: Literal["offline", "online"] = "offline"
     # Offline: epochs of steps_per_epoch updates (authors' code: 5000 x 1000).
@@ -316,18 +332,51 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
             raise UserError(f"{source}: section '{section}' must be a mapping of keys")
         current = getattr(cfg, section)
         types = _field_types(type(current))
-        changes = {}
+        changes, options = {}, {}
         for key, value in values.items():
-            if key not in types:
-                raise UserError(
-                    f"{source}: unknown key '{section}.{key}'"
-                    f"{_closest(key, list(types))}"
-                )
-            changes[key] = _coerce(value, types[key], f"{source}: {section}.{key}")
+            where = f"{source}: {section}.{key}"
+            if key in types and key != "options":
+                changes[key] = _coerce(value, types[key], where)
+            elif section == "model":
+                options[key] = _coerce(value, _model_option_type(key, list(types)), where)
+            else:
+                raise UserError(f"{source}: unknown key '{section}.{key}'{_closest(key, list(types))}")
+        if section == "train" and changes.get("algo") not in (None, *registry.ALGORITHMS.names()):
+            registry.algorithm(changes["algo"], where=f"{source}: train.algo")  # the error names the choices
+        if section == "model":
+            if changes.get("kind") not in (None, *registry.MODELS.names()):
+                registry.model(changes["kind"], f"{source}: model.kind")  # the error names the kinds there are
+            if options:
+                changes["options"] = tuple(sorted({**dict(current.options), **options}.items()))
+                _check_model_options(dict(changes["options"]), source)
         updates[section] = replace(current, **changes)
     cfg = replace(cfg, **updates)
     validate(cfg)
     return cfg
+
+
+def _model_option_type(key: str, common: list[str]) -> Any:
+    """The type a model kind declares for one of its own keys (the first registered kind that has it)."""
+    known = []
+    for kind in registry.MODELS.names():
+        own = registry.settings_fields(kind)
+        if key in own:
+            return own[key]
+        known += list(own)
+    raise UserError(f"unknown key 'model.{key}'{_closest(key, [k for k in common if k != 'options'] + known)}")
+
+
+def _check_model_options(options: dict[str, Any], source: str) -> None:
+    """Each registered kind's settings built from the keys it owns: its own checks run now, not at fit time."""
+    for kind in registry.MODELS.names():
+        cls = registry.model(kind).settings
+        own = {f.name for f in fields(cls)}
+        mine = {k: v for k, v in options.items() if k in own}
+        if mine:
+            try:
+                cls(**mine)
+            except (ValueError, TypeError) as exc:
+                raise UserError(f"{source}: {exc}") from None
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -349,8 +398,7 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 _POSITIVE = {
-    ("model", "m"), ("model", "hidden"), ("model", "layers"), ("model", "batch_size"),
-    ("model", "ensemble_size"), ("model", "elites"), ("agent", "actor_steps"),
+    ("model", "m"), ("model", "batch_size"), ("agent", "actor_steps"),
     ("rollout", "horizon"), ("rollout", "batch_size"), ("rollout", "chunk_size"),
     ("agent", "batch_size"), ("train", "steps_per_epoch"), ("train", "rollout_freq"),
     ("train", "model_retain_epochs"), ("eval", "episodes"), ("eval", "every"),
@@ -368,8 +416,6 @@ def validate(cfg: Config) -> None:
     for section, key in _POSITIVE:
         if getattr(getattr(cfg, section), key) <= 0:
             raise UserError(f"{section}.{key}: expected a positive number")
-    if cfg.model.elites > cfg.model.ensemble_size:
-        raise UserError("model.elites: must not exceed model.ensemble_size")
     if not 0.0 <= cfg.train.real_ratio <= 1.0:
         raise UserError("train.real_ratio: expected a fraction in [0, 1]")
     if len(cfg.train.rollout_schedule) != 4:
@@ -431,6 +477,13 @@ def _preset_file(name: str) -> dict[str, Any]:
     return read_yaml(preset_paths()[name], "preset")
 
 
+# The training budget inside an algorithm's published settings; a preset with `budget: preset` (the
+# quickstarts) keeps its own values of these.
+BUDGET_KEYS = {"train": ("epochs", "steps_per_epoch", "rollout_freq", "total_steps", "warmup_steps",
+                         "model_update_interval", "rollout_schedule"),
+               "rollout": ("batch_size",), "eval": ("episodes",),
+               "model": ("max_epochs", "steps_per_epoch")}
+
 # Top-level preset keys that are notes rather than config: a description, and `budget: preset` on the
 # quickstart presets (their small training budget wins over a baseline's published one).
 PRESET_NOTES = ("description", "budget", "budgets")
@@ -438,6 +491,15 @@ PRESET_NOTES = ("description", "budget", "budgets")
 
 def preset_keeps_budget(name: str | None) -> bool:
     return bool(name) and _preset_file(name).get("budget") == "preset"
+
+
+def preset_columns(name: str) -> tuple[str, int, int, float]:
+    """(benchmark, m, H, beta) as the preset's file says them (defaults where it does not), for `presets list`:
+    read, not resolved, so that listing loads no model or algorithm module."""
+    raw = _preset_file(name)
+    get = lambda section, key, default: (raw.get(section) or {}).get(key, default)  # noqa: E731
+    return (str(get("data", "benchmark", DataConfig.benchmark)), int(get("model", "m", ModelConfig.m)),
+            int(get("rollout", "horizon", RolloutConfig.horizon)), float(get("rollout", "beta", RolloutConfig.beta)))
 
 
 def preset_description(name: str) -> str:
@@ -473,7 +535,7 @@ def resolve(
     budget: str | None = None,
 ) -> Config:
     """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < the algorithm's published
-    settings (baselines, algorithms.py) < a named reduced budget of the preset (the same for every
+    settings (baselines: their registration, registry.py) < a named reduced budget of the preset (the same for every
     algorithm) < config file < --set < flags."""
 
     def build(published: dict[str, Any] | None) -> Config:
@@ -502,19 +564,22 @@ def resolve(
 
     cfg = build(None)
     algo = cfg.train.algo
+    spec = registry.algorithm(algo)
     # An existing run's config already holds its algorithm's settings (and the user's changes to them).
     if base is None or base.train.algo != algo:
-        published = algorithms.published_settings(algo, cfg.data.task, cfg.train.setting)
+        published = spec.published(cfg.data.task, cfg.train.setting) if spec.published else {}
+        if published and spec.model:  # a baseline runs with its own model (its registration's)
+            published = {**published, "model": {"kind": spec.model, **published.get("model", {})}}
         if published:
             mapping = {"train": {"algo": algo}}
             for section, values in published.items():
-                keep = algorithms.BUDGET_KEYS.get(section, ()) if preset_keeps_budget(preset) else ()
+                keep = BUDGET_KEYS.get(section, ()) if preset_keeps_budget(preset) else ()
                 mapping.setdefault(section, {}).update({k: v for k, v in values.items() if k not in keep})
             cfg = build(mapping)
-    own = algorithms.default_model(algo)
-    same_setting = algorithms.get(algo).setting == cfg.train.setting  # the published settings applied
-    if algo in algorithms.PUBLISHED and own and cfg.model.kind != own and same_setting:
-        raise UserError(f"--model {cfg.model.kind}: {algorithms.get(algo).label} uses the {own} model; "
+    own = spec.model
+    # a baseline runs with its own model where its published settings apply
+    if spec.published and own and cfg.model.kind != own and spec.setting == cfg.train.setting:
+        raise UserError(f"--model {cfg.model.kind}: {spec.label} uses the {own} model; "
                         f"for ADMPO's settings with another model use --algo admpo --model {cfg.model.kind}")
     return cfg
 
@@ -545,10 +610,11 @@ def differences(a: Config, b: Config, skip: tuple[str, ...] = ("run.device", "ru
     da, db = to_dict(a), to_dict(b)
     out = {}
     for section in SECTIONS:
-        for key, va in da[section].items():
+        for key in {**da[section], **db[section]}:  # a model kind's keys may be set on one side only
             name = f"{section}.{key}"
-            if name not in skip and va != db[section][key]:
-                out[name] = (va, db[section][key])
+            va, vb = da[section].get(key), db[section].get(key)
+            if name not in skip and va != vb:
+                out[name] = (va, vb)
     return out
 
 
@@ -560,7 +626,7 @@ def run_name(cfg: Config, show: tuple[str, ...] = ()) -> str:
     hopper-online/admpo-s0-cpu (a named budget)."""
     algo = cfg.train.algo
     name = algo
-    own = algorithms.default_model(algo)
+    own = registry.default_model(algo)
     if own and cfg.model.kind != own:
         name += f"-{cfg.model.kind}"
     name += f"-s{cfg.run.seed}"
@@ -588,6 +654,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"preset": cfg.preset, "budget": cfg.budget}
     for section in SECTIONS:
         out[section] = {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
+    options = out["model"].pop("options")
+    out["model"].update({k: plain(v) for k, v in options})  # a kind's own keys, flat as in a preset
     return out
 
 

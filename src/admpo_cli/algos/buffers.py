@@ -75,18 +75,6 @@ class RingBuffer:
             self.data[k][: sd[k].shape[0]] = sd[k].to(self.device)
 
 
-def sac_batch(real_rows: torch.Tensor, model_buf: RingBuffer, table: TransitionTable, batch_size: int,
-              real_ratio: float, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """One SAC minibatch: real_ratio of it from the real rows, the rest from the model buffer (all real while
-    the buffer is empty); `table` splits the gathered rows into fields. The real part is int(batch *
-    real_ratio), rounded down as the authors' and MBPO's code (256 x 0.05: 12 real + 244 model)."""
-    n_real = int(batch_size * real_ratio) if model_buf.size else batch_size
-    rows = real_rows[torch.randint(real_rows.shape[0], (n_real,), device=real_rows.device, generator=gen)]
-    if model_buf.size and batch_size - n_real > 0:
-        rows = torch.cat([rows, model_buf.store.table[model_buf.sample_idx(batch_size - n_real, gen)]])
-    return table.split(rows)
-
-
 def table_of(data, device: torch.device) -> TransitionTable:
     """The real dataset as a training table (done = true terminal, not timeout)."""
     return TransitionTable.of({

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ..agents.nets import TanhGaussianActor
 from ..errors import UserError
-from ..rundir import RunDir, atomic_torch_save, torch_load
+from ..files import atomic_torch_save, torch_load
+from ..rundir import RunDir
 
 
 def save_policy(run: RunDir, actor: TanhGaussianActor, obs_dim: int, act_dim: int, hidden, task: str,

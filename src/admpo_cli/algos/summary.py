@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..algorithms import variant_label
 from ..config import Config, fingerprint
 from ..data.scores import Reference
-from ..rundir import RunDir, atomic_write_json
+from ..files import atomic_write_json
+from ..registry import variant_label
+from ..rundir import RunDir
 
 
 def write_summary(run: RunDir, cfg: Config, algo: str, model_kind: str | None, rows: list[dict],

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..config import ENVS
 from ..errors import UserError
 from .app import app, data_app
 from .options import (
@@ -25,7 +26,7 @@ from .ui import console
 @app.command()
 @user_errors
 def collect(
-    env: Annotated[str, typer.Option(help="hopper | halfcheetah | walker2d | ant | humanoid.")] = "hopper",
+    env: Annotated[str, typer.Option(help=" | ".join(ENVS) + ".")] = "hopper",
     out: Annotated[Path, typer.Option(help="Output file (.hdf5 for d4rl, .npz for neorl).")] = Path(
         "data/hopper-random.hdf5"),
     steps: Annotated[int, typer.Option(help="Transitions to collect.")] = 100_000,
@@ -57,38 +58,9 @@ def data_info(
     env: Annotated[str | None, typer.Option(help="Environment family, when --task does not say.")] = None,
 ) -> None:
     """Size, episodes, return statistics and normalised score of the behaviour data."""
-    import numpy as np
+    from ..stages.data import data_info_stage
 
-    from ..data import d4rl, neorl
-    from ..data.dataset import validate
-    from ..data.scores import normalized_score, reference_for
-
-    p = Path(path)
-    data = neorl.load_neorl(neorl.find_file(path, 10**9)) if p.suffix == ".npz" else d4rl.load_d4rl(
-        d4rl.find_file(path))
-    data = validate(data, path)
-    task = task or ""
-    env = env or next((e for e in ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
-                       if e in (task or p.name).lower()), None)
-    if env is not None:
-        from ..envs.registry import get_spec, layout_for_task
-
-        layout = "neorl" if p.suffix == ".npz" or task.startswith("neorl-") else layout_for_task(task, env)
-        spec = get_spec(env, layout)
-        for what, have, want in (("observations", data.obs_dim, spec.obs_dim), ("actions", data.act_dim, spec.act_dim)):
-            if have != want:
-                raise UserError(f"{path}: {what} have {have} dims, {env} ({layout} layout) expects {want}; "
-                                "is --task/--env the dataset's task?")
-    rets = data.episode_returns()
-    rows = [("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim),
-            ("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),
-            ("timeouts", int(data.timeouts.sum()))]
-    if len(rets):
-        rows += [("return mean ± std", f"{rets.mean():.1f} ± {rets.std():.1f}"),
-                 ("return min / max", f"{rets.min():.1f} / {rets.max():.1f}")]
-        ref = reference_for(task, env) if env else None
-        if ref is not None:
-            rows.append(("normalised score", f"{normalized_score(float(np.mean(rets)), ref):.1f} ({ref.source})"))
+    rows = data_info_stage(path, task, env)
     console.print(kv_table(path, rows))
 
 
@@ -111,28 +83,20 @@ def download_cmd(
 ) -> None:
     """Fetch D4RL v2 / NeoRL dataset files: resumes partial downloads, checks size and layout, renames
     into place only when whole."""
-    from ..data.download import default_dir, download, resolve_ids, table
+    from ..stages.data import download_stage, downloadable
 
     json_mode(json_out)
     if list_:
-        rows = [{"id": r.id, "benchmark": r.benchmark, "file": r.filename} for r in table().values()]
+        rows = downloadable()
         if json_out:
             emit_json({"datasets": rows})
             return
         t = typer_table("downloadable datasets", ("id", "benchmark", "file"), [list(r.values()) for r in rows])
         console.print(t)
         return
-    if not ids:
-        raise UserError("data download: name a dataset (e.g. hopper-medium-v2), all-d4rl or all-neorl; --list "
-                        "shows them")
-    remotes = resolve_ids(ids)
-    target = folder or default_dir()
-    done = []
-    for r in remotes:
-        with RichProgress().task(f"{r.id}", total=None) as bar:
-            path = download(r, target, base_url, lambda n, total, bar=bar: bar.update(completed=n, total=total))
-        done.append({"id": r.id, "path": str(path), "bytes": path.stat().st_size})
-        if not json_out:
-            console.print(f"{r.id}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    done = download_stage(ids or [], folder, base_url, lambda name: RichProgress().task(name, total=None))
     if json_out:
         emit_json({"downloaded": done})
+        return
+    for d in done:
+        console.print(f"{d['id']}: {d['path']} ({d['bytes'] / 1e6:.1f} MB)")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from ..config import dump_yaml, load_preset, preset_budgets, preset_description, preset_paths
+from ..config import dump_yaml, preset_budgets, preset_columns, preset_description, preset_paths
 from .app import app, presets_app
 from .options import (
     user_errors,
@@ -24,9 +25,9 @@ def presets_list() -> None:
     for col in ("benchmark", "m", "H", "beta", "budgets", "description"):
         table.add_column(col, overflow="fold")
     for name in preset_paths():
-        cfg = load_preset(name)
-        table.add_row(name, cfg.data.benchmark, str(cfg.model.m), str(cfg.rollout.horizon),
-                      f"{cfg.rollout.beta:g}", ", ".join(preset_budgets(name)) or "-", preset_description(name))
+        benchmark, m, horizon, beta = preset_columns(name)
+        table.add_row(name, benchmark, str(m), str(horizon), f"{beta:g}", ", ".join(preset_budgets(name)) or "-",
+                      preset_description(name))
     console.print(table)
 
 
@@ -60,51 +61,16 @@ def presets_show(
 @app.command()
 @user_errors
 def doctor() -> None:
-    """Versions, MuJoCo environments, torch threads, CUDA, optional packages: paste it into a bug report."""
-    import platform
-
-    import torch
-
-    from ..envs.registry import get_spec, make_env
-    from ..rundir import git_revision, versions
+    """Versions, MuJoCo environments, torch threads, CUDA, registered models and algorithms (plugins with
+    their package), optional packages: paste it into a bug report."""
+    from ..stages.doctor import doctor_stage
 
     table = Table(title="admpo doctor")
     table.add_column("check")
     table.add_column("result", overflow="fold")
-    for k, v in versions().items():
-        table.add_row(k, v)
-    table.add_row("platform", platform.platform())
-    table.add_row("git revision", git_revision() or "-")
-    table.add_row("torch threads", str(torch.get_num_threads()))
-    table.add_row("CUDA", f"{torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} devices)"
-                  if torch.cuda.is_available() else "not available")
-    for env, layout in (("hopper", "d4rl"), ("halfcheetah", "d4rl"), ("walker2d", "d4rl"),
-                        ("hopper", "neorl"), ("ant", "online"), ("humanoid", "online")):
-        spec = get_spec(env, layout)
-        try:
-            e = make_env(spec)
-            o, _ = e.reset(seed=0)
-            e.step(e.action_space.sample())
-            e.close()
-            table.add_row(f"env {spec.gym_id} ({layout})", f"ok, obs {o.shape[0]}")
-        except Exception as exc:  # report, don't crash: this is a diagnosis
-            table.add_row(f"env {spec.gym_id} ({layout})", f"[red]failed[/red]: {exc}")
-    from ..runtime import GL_HINTS, probe_gl
-
-    for backend in ("egl", "osmesa"):  # offscreen rendering for eval-policy --video
-        err = probe_gl(backend)
-        table.add_row(f"render MUJOCO_GL={backend}", "ok" if err is None else
-                      f"[yellow]unavailable[/yellow]: {err}; install: {GL_HINTS[backend]}")
-    for opt in ("minari", "h5py", "matplotlib", "d4rl", "imageio_ffmpeg", "onnxruntime", "tensorboard", "wandb",
-                "ray"):
-        try:
-            mod = __import__(opt)
-            table.add_row(f"optional {opt}", getattr(mod, "__version__", "installed"))
-        except Exception as exc:
-            why = "not installed" if isinstance(exc, ImportError) else f"import fails ({type(exc).__name__})"
-            if opt == "d4rl":
-                why += "; not needed: admpo reads D4RL files directly"
-            table.add_row(f"optional {opt}", why)
+    colour = {"ok": "{}", "warn": "[yellow]{}[/yellow]", "fail": "[red]{}[/red]"}
+    for check, result, status in doctor_stage():
+        table.add_row(check, colour[status].format(escape(result)))
     console.print(table)
 
 

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from .. import registry
 from ..errors import UserError
+from ..registry import MODELS
 from .app import app
 from .options import (
     ConfigOpt,
@@ -30,17 +32,17 @@ from .ui import console
 def fit_model(
     preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
     dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
-    model: Annotated[str | None, typer.Option("--model", help="adm | ensemble | bootrnn (default: the run's).")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help=f"A registered model: {' | '.join(MODELS.names())} (default: the run's).")] = None,
 ) -> None:
     """Fit a dynamics model on the run's dataset; writes model/<kind>.pt and model/fit.csv.
 
     --model fits another kind into the same run (for the comparisons of eval-compounding and
     eval-uncertainty) with the run's settings; the run's own model stays the one its config names."""
-    from ..config import choices
     from ..stages.fit import fit_model_stage
 
-    if model is not None and model not in choices("model", "kind"):
-        raise UserError(f"--model: expected one of {', '.join(choices('model', 'kind'))}, got {model!r}")
+    if model is not None and model not in MODELS.names():
+        registry.model(model, "--model")  # one line naming the registered models
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device)
     kind = model or cfg.model.kind
     summary = fit_model_stage(cfg, rd, dev, kind, progress=RichProgress())
@@ -61,14 +63,13 @@ def eval_compounding(
     starts: Annotated[int, typer.Option(help="Held-out start points.")] = 256,
 ) -> None:
     """Compounding error vs horizon of each fitted model on held-out real trajectories (Figure 2)."""
-    from ..evaluate.compounding import parse_horizons
     from ..stages.evaluate import eval_compounding_stage
 
     if run is None and preset is None:
         raise UserError("--run: give the run directory that holds the fitted models")
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, read_only=True)
     kinds = [k.strip() for k in models.split(",")] if models else None
-    df = eval_compounding_stage(cfg, rd, dev, kinds, parse_horizons(horizons), starts, RichProgress(), set_)
+    df = eval_compounding_stage(cfg, rd, dev, kinds, horizons, starts, RichProgress(), set_)
     table = Table(title=f"compounding error (MSE) -> {rd.path / 'compounding.csv'}")
     table.add_column("model")
     hs = [h for h in (1, 5, 10, 20, 50, 100) if h in set(df["horizon"])]

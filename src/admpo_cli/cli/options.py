@@ -62,7 +62,7 @@ def emit_json(obj) -> None:
     import json
     import sys
 
-    from ..rundir import json_default
+    from ..files import json_default
 
     sys.stdout.write(json.dumps(obj, default=json_default, sort_keys=True) + "\n")
     sys.stdout.flush()
@@ -104,9 +104,10 @@ def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, *,
     only reads a run (`read_only`) needs an existing run and applies its --set on top of the run's config
     without changing config.yaml. `command`: refuse settings that belong to another command before any
     directory is made."""
-    from ..algorithms import check_command
     from ..config import run_name
-    from ..runtime import keep_heap_memory, pick_device, seed_everything
+    from ..device import pick_device
+    from ..process import keep_heap_memory, seed_everything
+    from ..registry import check_command
 
     keep_heap_memory()
     flags = {"data.path": dataset, "run.seed": seed, "run.device": device, **(extra_flags or {})}

@@ -26,8 +26,8 @@ def eval_policy_cmd(
 ) -> None:
     """Run a trained policy in its task's simulator: returns and normalised scores to eval_policy.json,
     optionally a video."""
+    from ..process import keep_heap_memory
     from ..rundir import RunDir
-    from ..runtime import keep_heap_memory
     from ..stages.policy import eval_policy
 
     json_mode(json_out)

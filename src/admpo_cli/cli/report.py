@@ -24,9 +24,9 @@ def report(
 ) -> None:
     """A report document over run directories or a sweep's study folder: IQM with bootstrap CIs, per-task
     tables (Tables 1/2 layout), captioned figures (Figure 6 for a grid), one self-contained index.html."""
-    from ..report.build import build_report
+    from ..stages.report import report_stage
 
-    res = build_report(runs, out, paper)
+    res = report_stage(runs, out, paper)
     for title, df in (("normalised score: mean ± std (n seeds)", res["scores"]), ("raw return", res["returns"])):
         table = Table(title=title)
         table.add_column("task")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from ..registry import ALGORITHMS
 from .app import app
 from .options import BudgetOpt, ConfigOpt, DatasetOpt, DeviceOpt, RichProgress, SetOpt, user_errors
 from .ui import console, err_console, quiet
@@ -47,8 +48,9 @@ def sweep(
     presets: Annotated[str | None, typer.Option(
         "--presets", "--preset", "-p", help="Comma-separated presets, e.g. hopper-medium,walker2d-medium.")] = None,
     algos: Annotated[str, typer.Option("--algos", "--algo",
-                                       help="Comma-separated: admpo, mopo, bc (offline presets); admpo, mbpo, sac "
-                                            "(online presets).")] = "admpo",
+                                       help=f"Comma-separated registered algorithms ({', '.join(ALGORITHMS.names())})"
+                                            ": admpo, mopo, bc on offline presets; admpo, mbpo, sac on online "
+                                            "ones.")] = "admpo",
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds: a range 0-4 or a list 0,1,5.")] = "0",
     grid: Annotated[list[str] | None, typer.Option(
         "--grid", help="A swept setting: section.key=v1,v2,... (repeatable; the runs are the product).")] = None,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
+from ..registry import ALGORITHMS, MODELS
 from ..rundir import RunDir
 from .app import app
 from .options import (
@@ -65,9 +66,11 @@ def train_off(
     preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
     dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
     model: Annotated[str | None, typer.Option(
-        "--model", help="Dynamics model under ADMPO's settings: adm (ADMPO-OFF) | ensemble (an ablation).")] = None,
+        "--model", help=f"Dynamics model ({' | '.join(MODELS.names())}): under ADMPO's settings, adm is ADMPO-OFF and "
+                        "another model an ablation.")] = None,
     algo: Annotated[str | None, typer.Option(
-        "--algo", help="admpo | mopo (MOPO with its published settings) | bc.")] = None,
+        "--algo", help=f"A registered algorithm ({' | '.join(ALGORITHMS.names())}): admpo, mopo (MOPO with its "
+                       "published settings) and bc train offline; `admpo doctor` lists plugins' too.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override train.epochs.")] = None,
     force: Annotated[bool, typer.Option(
         help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
@@ -89,7 +92,8 @@ def train_on(
     preset: PresetOpt = None, config: ConfigOpt = None, set_: SetOpt = None, run: RunOpt = None,
     seed: SeedOpt = None, device: DeviceOpt = None,
     algo: Annotated[str | None, typer.Option(
-        "--algo", help="admpo (ADMPO-ON) | mbpo (MBPO as its authors ran it) | sac (CleanRL's SAC).")] = None,
+        "--algo", help=f"A registered algorithm ({' | '.join(ALGORITHMS.names())}): admpo (ADMPO-ON), mbpo (MBPO as "
+                       "its authors ran it) and sac (CleanRL's SAC) train online.")] = None,
     budget: BudgetOpt = None,
     steps: Annotated[int | None, typer.Option(
         help="Override train.total_steps (learning env steps, after the warm-up).")] = None,
@@ -127,14 +131,14 @@ def train_bc_cmd(
 @app.command()
 @user_errors
 def resume(
-    run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/offline.pt or online.pt.")],
+    run: Annotated[Path, typer.Argument(help="Run directory with checkpoints/train.pt.")],
     device: DeviceOpt = None, logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """Continue an interrupted training run from its last checkpoint, with its own config."""
     rd = RunDir.open(run)
-    has_ckpt = any(rd.file("checkpoints", f).exists() for f in ("offline.pt", "online.pt"))
+    has_ckpt = rd.file("checkpoints", "train.pt").exists()
     if not has_ckpt and rd.config().train.algo != "bc":
-        raise UserError(f"{run}: no checkpoint to resume (checkpoints/offline.pt or online.pt); start it with "
+        raise UserError(f"{run}: no checkpoint to resume (checkpoints/train.pt); start it with "
                         "`admpo train-off` or `admpo train-on`")
     cfg, rd, dev = setup(None, None, None, run, None, None, device)
     _train(cfg, rd, dev, logger=logger, json_out=json_out)

@@ -50,3 +50,17 @@ def score_row(returns: np.ndarray, ref: Reference | None) -> dict[str, float | s
         "score_mean": float(np.mean(scores)) if scores else "",
         "score_std": float(np.std(scores)) if scores else "",
     }
+
+
+def evaluation_seed(run_seed: int, position: int) -> int:
+    """The seed of a training run's evaluation at `position` (env i then resets with seed + i): every loop
+    evaluates on episodes that depend on the run's seed and where in training it is, never on what ran before.
+    Positions: the online env step, BC's gradient step, the offline epoch x 1009."""
+    return run_seed * 100_003 + position
+
+
+def evaluation_row(act: Callable[[torch.Tensor], torch.Tensor], spec: EnvSpec, episodes: int, run_seed: int,
+                   position: int, ref: Reference | None, max_steps: int = 1000,
+                   device: torch.device | str = "cpu") -> dict[str, float | str]:
+    """A training run's evaluation: `episodes` deterministic episodes seeded by `evaluation_seed`, scored."""
+    return score_row(evaluate(act, spec, episodes, evaluation_seed(run_seed, position), max_steps, device), ref)

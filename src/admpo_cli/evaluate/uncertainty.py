@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import registry
 from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..envs.oracle import SimulatorOracle
 from ..envs.registry import EnvSpec
@@ -14,8 +15,10 @@ from ..envs.termination import termination_fn
 from ..models.base import DynamicsModel
 from ..models.rollout import rollout
 
-QUANTIFIERS = {"adm": ("authors", "paper"), "ensemble": ("max_aleatoric", "ensemble_std"),
-               "bootrnn": ("max_aleatoric",)}
+
+def quantifiers(kind: str) -> tuple[str, ...]:
+    """The uncertainties a model kind's registration says its steppers support."""
+    return registry.model(kind).uncertainties
 
 
 @torch.no_grad()
@@ -31,7 +34,7 @@ def imagined_pairs(model: DynamicsModel, data: Transitions, policy, spec: EnvSpe
     w = start_windows(torch.as_tensor(data.observations, device=device),
                       torch.as_tensor(data.actions, device=device), rows, model.context)
     gen = torch.Generator(device=device).manual_seed(seed)
-    qs = QUANTIFIERS[model.kind]
+    qs = quantifiers(model.kind)
     ro = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, termination_fn(spec), qs[0], 0.0,
                  k_mode, 4096, gen, dropout_at_inference, quantifiers=qs)
     out = {"step": ro.steps.cpu().numpy()}
@@ -52,7 +55,7 @@ def correlations(df: pd.DataFrame) -> dict:
     out: dict = {}
     for model, g in df.groupby("model", sort=False):
         out[model] = {}
-        for q in QUANTIFIERS[model]:
+        for q in quantifiers(model):
             col = f"unc_{q}"
             res = {"pooled": _corr(g[col], g["true_error"])}
             for pol, gp in g.groupby("policy", sort=False):

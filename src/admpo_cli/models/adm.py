@@ -8,14 +8,40 @@ the m open windows' hidden states are carried forward one GRU step at a time (th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..kernels import use_for
-from .base import RecurrentModel, Stepper, masked_mse_per_position
+from ..registry import ModelSpec
+from .base import RecurrentModel, Stepper, check_positive, masked_mse_per_position
+
+
+@dataclass(frozen=True)
+class ADMSettings:
+    """ADM's own keys of the config's `model` section (authors' code: GRU 200 x 3, 4 head blocks, 0.1)."""
+
+    # GRU hidden size and layers.
+    hidden: int = 200
+    layers: int = 3
+    # Residual Swish blocks in the head and their dropout.
+    head_blocks: int = 4
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        check_positive(self, "hidden", "layers")
 
 
 class ADM(RecurrentModel):
     kind = "adm"
+
+    def steps_per_epoch(self, windows: int, batch_size: int, k_sampling: str) -> int:
+        """The authors' code draws one k per minibatch and takes m times as many minibatches an epoch."""
+        return super().steps_per_epoch(windows, batch_size, k_sampling) * (self.m if k_sampling == "one" else 1)
+
+    def compounding_variants(self) -> list[tuple[str, int | None]]:
+        """Figure 2: random backtracking, and always the longest or the shortest k."""
+        return [(" (random k)", None), (f" (k={self.m})", self.m - 1), (" (k=1)", 0)]
 
     def forward(self, s0: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j is the (j+1)-step
@@ -247,3 +273,15 @@ class PlannedADMStepper(ADMStepper):
         for w in self.windows.values():
             w["s"], w["proj"] = w["s"][idx], w["proj"][idx]
             w["h"] = [h[idx] for h in w["h"]]
+
+
+MODEL = ModelSpec(
+    kind="adm",
+    build=lambda obs_dim, act_dim, m, s: ADM(obs_dim, act_dim, m, s.hidden, s.layers, s.head_blocks, s.dropout),
+    settings=ADMSettings,
+    # authors: their code's formula (Table 5's beta were tuned with it); paper: Eq. (4)
+    uncertainties=("authors", "paper"),
+    description="any-step dynamics model: a GRU over (s_t, a_t+j), every k in [1, m] in one pass (paper 3.1)",
+    # their code never switches ADM to eval mode: with their formula and without a penalty, dropout stays on
+    dropout_auto=lambda uncertainty: uncertainty in ("authors", "none"),
+)

@@ -19,6 +19,8 @@ class DynamicsModel(nn.Module):
     """
 
     kind: str = ""
+    # Whether a roll-out draws a candidate per row whatever k_mode says (MOPO's ensemble draws a member per row).
+    draws_per_row: bool = False
 
     def __init__(self, obs_dim: int, act_dim: int):
         super().__init__()
@@ -37,6 +39,14 @@ class DynamicsModel(nn.Module):
         loss.backward()
         opt.step()
         return loss.detach()
+
+    def steps_per_epoch(self, windows: int, batch_size: int, k_sampling: str) -> int:
+        """Minibatches in one epoch of fitting on `windows` training windows."""
+        return max(1, windows // batch_size)
+
+    def compounding_variants(self) -> list[tuple[str, int | None]]:
+        """(name suffix, fixed candidate index or None for the roll-out's own draw) for Figure 2's curves."""
+        return [("", None)]
 
     @torch.no_grad()
     def holdout_mse(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -117,6 +127,13 @@ class Stepper:
 
     def keep(self, idx: torch.Tensor) -> None:
         raise NotImplementedError
+
+
+def check_positive(settings, *names: str) -> None:
+    """A settings dataclass's check: each named field a positive number (the config error names the key)."""
+    for name in names:
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"model.{name}: expected a positive number, got {getattr(settings, name)!r}")
 
 
 def masked_mse_per_position(mean: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

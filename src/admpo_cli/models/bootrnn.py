@@ -3,9 +3,25 @@ step from the last state and feeding its own predictions back during roll-outs."
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from .base import RecurrentModel, Stepper, masked_mse_per_position
+from ..registry import ModelSpec
+from .base import RecurrentModel, Stepper, check_positive, masked_mse_per_position
+
+
+@dataclass(frozen=True)
+class BootRNNSettings:
+    """The bootstrapping RNN's own keys: ADM's backbone, so the same names and defaults as ADM's."""
+
+    hidden: int = 200
+    layers: int = 3
+    head_blocks: int = 4
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        check_positive(self, "hidden", "layers")
 
 
 class BootRNN(RecurrentModel):
@@ -69,3 +85,12 @@ class BootRNNStepper(Stepper):
     def keep(self, idx):
         if self.h is not None:
             self.h = self.h[:, idx]
+
+
+MODEL = ModelSpec(
+    kind="bootrnn",
+    build=lambda obs_dim, act_dim, m, s: BootRNN(obs_dim, act_dim, m, s.hidden, s.layers, s.head_blocks, s.dropout),
+    settings=BootRNNSettings,
+    uncertainties=("max_aleatoric",),
+    description="bootstrapping RNN baseline: one step at a time, its own predictions fed back",
+)

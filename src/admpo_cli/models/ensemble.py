@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,8 @@ from torch import nn
 
 from ..kernels import use_for
 from ..optim import LeanAdam
-from .base import DynamicsModel, Stepper
+from ..registry import ModelSpec
+from .base import DynamicsModel, Stepper, check_positive
 from .nll import BOUND_PENALTY, bound_penalty, clamped_gaussian_nll, clamped_nll_grads, soft_clamp
 
 _silu_backward = torch.ops.aten.silu_backward
@@ -84,8 +86,26 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+@dataclass(frozen=True)
+class EnsembleSettings:
+    """The ensemble's own keys of the config's `model` section (MOPO/MBPO: 7 members, 5 elites, 4 x 200)."""
+
+    ensemble_size: int = 7
+    elites: int = 5
+    ensemble_hidden: int = 200
+    ensemble_layers: int = 4
+    # Per-layer weight decay (MBPO: 2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4).
+    ensemble_weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+
+    def __post_init__(self):
+        check_positive(self, "ensemble_size", "elites", "ensemble_hidden", "ensemble_layers")
+        if self.elites > self.ensemble_size:
+            raise ValueError("model.elites: must not exceed model.ensemble_size")
+
+
 class Ensemble(DynamicsModel):
     kind = "ensemble"
+    draws_per_row = True  # MOPO: a member drawn per row
 
     def __init__(self, obs_dim: int, act_dim: int, members: int = 7, elites: int = 5, hidden: int = 200,
                  layers: int = 4, weight_decay: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)):
@@ -219,3 +239,13 @@ class EnsembleStepper(Stepper):
 
     def keep(self, idx):
         pass
+
+
+MODEL = ModelSpec(
+    kind="ensemble",
+    build=lambda obs_dim, act_dim, m, s: Ensemble(obs_dim, act_dim, s.ensemble_size, s.elites, s.ensemble_hidden,
+                                                  s.ensemble_layers, s.ensemble_weight_decay),
+    settings=EnsembleSettings,
+    uncertainties=("max_aleatoric", "ensemble_std"),
+    description="probabilistic ensemble (MOPO/MBPO): 7 members, 5 elites, one step at a time",
+)

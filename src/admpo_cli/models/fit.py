@@ -13,10 +13,10 @@ import torch
 
 from ..config import ModelConfig
 from ..data.dataset import Transitions, WindowSampler, cut_before_holdout, holdout_mask
+from ..device import bf16_matmuls, bf16_matmuls_usable
 from ..errors import DivergenceError, UserError
+from ..files import append_csv
 from ..optim import LeanAdam
-from ..rundir import append_csv
-from ..runtime import bf16_matmuls, bf16_matmuls_usable
 from .base import DynamicsModel
 
 
@@ -64,9 +64,7 @@ def fit(
     opt = LeanAdam.from_groups(model.param_groups(), cfg.lr)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
-    steps = cfg.steps_per_epoch or max(1, train.count(1) // cfg.batch_size) * (
-        m if (cfg.k_sampling == "one" and model.kind == "adm") else 1
-    )
+    steps = cfg.steps_per_epoch or model.steps_per_epoch(train.count(1), cfg.batch_size, cfg.k_sampling)
 
     model.eval()
     best = model.holdout_mse(holdout_batch).cpu().numpy()

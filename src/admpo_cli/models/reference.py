@@ -53,11 +53,12 @@ def uncertainty_eq4(mean: torch.Tensor, var: torch.Tensor, obs_dim: int) -> torc
 @torch.no_grad()
 def penalised_rollout(model, policy, hist_obs: torch.Tensor, hist_act: torch.Tensor, obs: torch.Tensor,
                       horizon: int, termination, beta: float, step_k: torch.Tensor,
-                      uncertainty: str = "authors") -> dict[str, torch.Tensor]:
+                      uncertainty: str = "authors",
+                      generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """Algorithm 1 (roll-out with random backtracking) with Algorithm 3's penalty, line by line, every
-    window from scratch. The next state is each prediction's mean (no sampling), so that the result is
-    a function of the drawn k alone; step_k[tau] is the index k - 1 drawn for imagined step tau (one k per
-    step for the whole batch, as the authors' code).
+    window from scratch. The next state is the drawn k's mean, so that the result is a function of the
+    drawn k alone, or, given a `generator`, a sample of its Gaussian (as the training roll-outs); step_k[tau]
+    is the index k - 1 drawn for imagined step tau (one k per step for the whole batch, as the authors' code).
 
     Input: a real window (s_1, a_1, ..., s_{m-1}, a_{m-1}, s_m) per row. Returns the imagined transitions
     with their row and step, and the penalised reward r - beta * U."""
@@ -65,7 +66,7 @@ def penalised_rollout(model, policy, hist_obs: torch.Tensor, hist_act: torch.Ten
     d = obs.shape[-1]
     states = [hist_obs[:, i] for i in range(m - 1)] + [obs]  # s_1 .. s_m
     actions = [hist_act[:, i] for i in range(m - 1)]  # a_1 .. a_{m-1}
-    rows = torch.arange(obs.shape[0])
+    rows = torch.arange(obs.shape[0], device=obs.device)
     out: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "raw_rew", "next_obs", "done", "unc", "rows",
                                             "steps")}
     for tau in range(horizon):
@@ -80,9 +81,12 @@ def penalised_rollout(model, policy, hist_obs: torch.Tensor, hist_act: torch.Ten
             variances.append(logvar[:, -1].exp())
         mean, var = torch.stack(means, 1), torch.stack(variances, 1)  # (B, m, d + 1), k = 1 .. m
         k = int(step_k[tau])  # k ~ U[1, m]
-        nxt, r = mean[:, k, :d], mean[:, k, d]
+        draw = mean[:, k]
+        if generator is not None:  # (s', r) ~ N(mu_k, Sigma_k)
+            draw = draw + var[:, k].sqrt() * torch.randn(draw.shape, device=draw.device, generator=generator)
+        nxt, r = draw[:, :d], draw[:, d]
         if uncertainty == "none":
-            u = torch.zeros(mean.shape[0])
+            u = torch.zeros(mean.shape[0], device=mean.device)
         else:
             u = uncertainty_authors(mean, d) if uncertainty == "authors" else uncertainty_eq4(mean, var, d)
         done = termination(nxt)

@@ -79,7 +79,7 @@ def rollout(
     parts: list[dict[str, torch.Tensor]] = []
     B = obs.shape[0]
     obs_dim = model.obs_dim
-    per_row = k_mode == "row" or model.kind == "ensemble"
+    per_row = k_mode == "row" or model.draws_per_row
     # without an uncertainty only the drawn candidate's prediction is needed: a model may compute just that
     plannable = uncertainty == "none" and not quantifiers and not per_row
     step_k = None

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .. import __version__
 from ..evaluate.plots import plot_grid, plot_learning_curves, plot_profiles
-from ..rundir import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text
 from .collect_runs import RunRecord, find_runs, read_run, study_points
 from .html import Figure, document
 from .stats import BOOTSTRAP_REPS, interval_table, performance_profiles

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..algorithms import variant_label
 from ..errors import UserError
+from ..registry import variant_label
 from ..rundir import RunDir
 
 
@@ -56,7 +56,7 @@ def find_runs(paths: list[Path]) -> list[Path]:
 
 
 def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str, budget_cfg: str = "") -> str:
-    """The label a run is reported under (algorithms.variant_label): the algorithm's name, with an ablation
+    """The label a run is reported under (registry.variant_label): the algorithm's name, with an ablation
     named as one where the model or uncertainty is not the algorithm's own, and "(reduced budget: NAME)"
     where the run used a named reduced budget, so that it is never read as the paper's protocol."""
     s = summary or {}

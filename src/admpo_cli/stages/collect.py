@@ -1,24 +1,29 @@
 """`admpo collect`: random, checkpoint or freshly trained (--quality) policies -> D4RL/NeoRL files.
 
-A stage, because --quality first trains a policy online (algos.online_sac)."""
+A stage, because --quality first trains SAC online: the `sac` algorithm's run (algos/online.py, CleanRL's
+settings) in a scratch run directory, stopped at the target return."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..algos.online_sac import train_sac_online
 from ..algos.policy_files import load_policy
-from ..config import AgentConfig
+from ..algos.training_run import StopTraining
+from ..config import Config, resolve
 from ..data.dataset import Transitions
 from ..data.scores import D4RL_REF
 from ..data.simulate import collect, write_dataset
+from ..device import pick_device
 from ..envs.registry import get_spec
 from ..errors import UserError
 from ..events import SILENT, Progress
-from ..runtime import pick_device, seed_everything
+from ..files import torch_load
+from ..process import seed_everything
+from ..rundir import RunDir
 
 # Target returns of --quality, as fractions of the D4RL expert reference (NeoRL's documented levels
 # are ~25/50/75 % of SAC's best; D4RL's "medium" policies score about a third of expert).
@@ -35,6 +40,36 @@ def _actor_policy(actor, device, noise: bool, rng: np.random.Generator):
         return a[0].cpu().numpy()
 
     return act
+
+
+def _train_sac(env: str, layout: str, steps: int, seed: int, target_return: float, device: str, tmp: Path,
+               progress: Progress) -> tuple:
+    """The `sac` algorithm online (train_stage, as `admpo train-on --algo sac` runs it) until an evaluation
+    reaches `target_return` or `steps` learning steps; a quarter of the steps (at most 5000) random first.
+    Returns its actor, everything it saw (D_env from the checkpoint) and its evaluation curve."""
+    from .train import train_stage
+
+    warmup = min(5000, steps // 4)
+    cfg = resolve(base=Config(), flags={
+        "train.algo": "sac", "train.setting": "online", "data.env": env,
+        "data.task": f"neorl-{env}-collect" if layout == "neorl" else f"{env}-collect",
+        "train.total_steps": steps - warmup, "train.warmup_steps": warmup, "eval.every": max(warmup, 1),
+        "eval.episodes": 5, "run.seed": seed, "run.device": device})
+    run = RunDir.create_or_open(tmp / "sac", cfg)
+    curve: list[tuple[int, float]] = []
+    with progress.task(f"SAC to return {target_return:.0f}", total=steps) as bar:
+
+        def watch(step: int, row: dict) -> None:
+            if "return_mean" in row:
+                curve.append((step + warmup, float(row["return_mean"])))
+                bar.update(completed=step + warmup, info=f"return {float(row['return_mean']):.0f}")
+                if float(row["return_mean"]) >= target_return:
+                    raise StopTraining
+
+        train_stage(cfg, run, pick_device(device), watch=watch)
+    real = torch_load(run.file("checkpoints", "train.pt"))["parts"]["real"]
+    actor, _ = load_policy(run.file("policy", "actor.pt"))
+    return actor, real, curve
 
 
 def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: bool, quality: str | None,
@@ -57,31 +92,23 @@ def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: b
             if ref is None:
                 raise UserError(f"--quality for {env}: give --target-return (no reference return known)")
             target_return = ref.random + QUALITY_FRACTION[quality] * (ref.expert - ref.random)
-        with progress.task(f"SAC to return {target_return:.0f}", total=train_steps) as t:
-
-            def on_progress(step, ret):
-                t.update(completed=step, info="" if ret is None else f"return {ret:.0f}")
-
-            agent, buf, curve = train_sac_online(spec, AgentConfig(actor_lr=3e-4, auto_alpha=True,
-                                                                   actor_lr_schedule="none"),
-                                                 dev, train_steps, seed, min(5000, train_steps // 4),
-                                                 target_return, eval_every=max(min(5000, train_steps // 4), 1),
-                                                 on_progress=on_progress)
+        with tempfile.TemporaryDirectory(prefix="admpo-collect-") as tmp:
+            actor, real, curve = _train_sac(env, layout, train_steps, seed, target_return, device, Path(tmp),
+                                            progress)
         info["sac_curve"] = curve
         info["target_return"] = round(target_return, 1)
         if quality == "medium-replay":
-            # Everything SAC saw up to the target (D4RL's medium-replay); episode ends are found from
-            # next_obs != following obs, time limits included, and the last one is closed as a timeout.
-            n = buf.size
-            d = {k: v[:n].cpu().numpy() for k, v in buf.data.items()}
-            timeouts = np.zeros(n, bool)
-            timeouts[-1] = d["done"][-1] < 0.5
-            data = Transitions(d["obs"], d["act"], d["rew"], d["next_obs"], d["done"] > 0.5, timeouts,
+            # Everything SAC saw up to the target (D4RL's medium-replay), its episode ends as they happened;
+            # the last episode is closed as a timeout.
+            n = int(real["n"])
+            timeouts = real["timeout"].numpy().copy()
+            timeouts[-1] = timeouts[-1] or not bool(real["terminal"][-1])
+            data = Transitions(*(real[k].numpy() for k in ("obs", "act", "rew", "next_obs", "terminal")), timeouts,
                                source="collected:replay")
             write_dataset(out, data, fmt, metadata={"policy": "sac-replay", "env": spec.gym_id})
-            info.update(transitions=len(data), episodes=int(data.ends.sum()))
+            info.update(transitions=n, episodes=int(data.ends.sum()))
             return info
-        pol = _actor_policy(agent.actor, dev, noise, rng)
+        pol = _actor_policy(actor.to(dev), dev, noise, rng)
     elif policy != "random":
         actor, payload = load_policy(Path(policy), spec.obs_dim)
         pol = _actor_policy(actor.to(dev), dev, noise, rng)

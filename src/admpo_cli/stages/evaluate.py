@@ -6,10 +6,11 @@ from typing import Any
 
 import torch
 
-from ..algorithms import dropout_at_inference, uncertainty_for
 from ..config import Config
 from ..events import SILENT, Progress
-from ..rundir import RunDir, atomic_write_json, atomic_write_text
+from ..files import atomic_write_json, atomic_write_text
+from ..registry import dropout_at_inference, uncertainty_for
+from ..rundir import RunDir
 from .fit import dataset_for_run, require_fitted, require_model
 
 
@@ -18,9 +19,14 @@ def _dropout(cfg: Config, kind: str) -> bool:
 
 
 def eval_compounding_stage(cfg: Config, run: RunDir, device: torch.device, kinds: list[str] | None = None,
-                           horizon: int = 100, n_starts: int = 256, progress: Progress = SILENT,
+                           horizon: int | str = 100, n_starts: int = 256, progress: Progress = SILENT,
                            overrides: list[str] | None = None):
-    """Compounding error vs horizon of each fitted model on held-out real trajectories (Figure 2)."""
+    """Compounding error vs horizon of each fitted model on held-out real trajectories (Figure 2); `horizon`
+    the largest one, or the CLI's text ('1..100')."""
+    if isinstance(horizon, str):
+        from ..evaluate.compounding import parse_horizons
+
+        horizon = parse_horizons(horizon)
     with run.stage("eval-compounding", cfg, str(device), overrides):
         return _compounding(cfg, run, device, kinds, horizon, n_starts, progress)
 
@@ -40,10 +46,7 @@ def _compounding(cfg: Config, run: RunDir, device: torch.device, kinds: list[str
                          how=cfg.model.holdout)
     variants = []
     for k, mdl in models.items():
-        if k == "adm":
-            variants += [("adm (random k)", mdl, None), (f"adm (k={mdl.m})", mdl, mdl.m - 1), ("adm (k=1)", mdl, 0)]
-        else:
-            variants.append((k, mdl, None))
+        variants += [(f"{k}{suffix}", mdl, fixed) for suffix, fixed in mdl.compounding_variants()]
     frames = []
     with progress.task("compounding error", total=len(variants)) as bar:
         for name, mdl, fixed in variants:
@@ -72,11 +75,12 @@ def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, 
     import pandas as pd
 
     from ..agents.bc import BC
+    from ..algos.bc import behaviour_cloning
     from ..algos.policy_files import load_policy, save_policy
     from ..envs.oracle import SimulatorOracle
     from ..envs.registry import spec_for
     from ..evaluate.plots import plot_uncertainty
-    from ..evaluate.uncertainty import QUANTIFIERS, correlations, imagined_pairs, true_errors
+    from ..evaluate.uncertainty import correlations, imagined_pairs, quantifiers, true_errors
 
     kinds = require_fitted(run, None)
     data = dataset_for_run(cfg, run, progress)
@@ -90,13 +94,10 @@ def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, 
     if not bc_path.exists():
         # The behaviour policy: BC fitted on the run's data, kept for later calls.
         bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, 1e-3, device)
-        obs_t = torch.as_tensor(data.observations, device=device)
-        act_t = torch.as_tensor(data.actions, device=device)
         with progress.task("fit behaviour policy (BC)", total=cfg.train.bc_steps) as bar:
-            for done in range(0, cfg.train.bc_steps, 100):
-                n = min(100, cfg.train.bc_steps - done)
-                bc.train_steps(obs_t, act_t, n, 256, gen)
-                bar.update(advance=n)
+            behaviour_cloning(bc, torch.as_tensor(data.observations, device=device),
+                              torch.as_tensor(data.actions, device=device), cfg.train.bc_steps, 256, 100, gen,
+                              lambda done, n, loss: bar.update(advance=n))
         save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
     bc_actor, _ = load_policy(bc_path, data.obs_dim)
     bc_actor = bc_actor.to(device)
@@ -129,5 +130,5 @@ def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, 
               "dropout_at_inference": {k: _dropout(cfg, k) for k in kinds}}
     atomic_write_json(run.file("uncertainty.json"), result)
     plot_uncertainty(df, run.file("uncertainty.png"), f"uncertainty vs model error, {cfg.data.task}",
-                     {k: QUANTIFIERS[k][0] for k in kinds})
+                     {k: quantifiers(k)[0] for k in kinds})
     return result

@@ -8,14 +8,16 @@ from typing import Any
 
 import torch
 
+from .. import registry
 from ..config import Config, model_fingerprint
 from ..data.dataset import Transitions
 from ..data.load import default_collect_path, load_dataset
 from ..errors import UserError
 from ..events import SILENT, Progress, log
-from ..models.factory import KINDS, build_model, load_model, model_path, save_model
+from ..files import atomic_write_json, torch_load
+from ..models.factory import build_model, load_model, model_path, save_model
 from ..models.fit import fit
-from ..rundir import RunDir, atomic_write_json, torch_load
+from ..rundir import RunDir
 
 
 def dataset_for_run(cfg: Config, run: RunDir, progress: Progress = SILENT) -> Transitions:
@@ -109,7 +111,7 @@ def require_model(run: RunDir, kind: str, cfg: Config, obs_dim: int, act_dim: in
 
 
 def fitted_kinds(run: RunDir) -> list[str]:
-    return [k for k in KINDS if model_path(run.path, k).exists()]
+    return [k for k in registry.MODELS.names() if model_path(run.path, k).exists()]
 
 
 def require_fitted(run: RunDir, kinds: list[str] | None) -> list[str]:

@@ -19,8 +19,9 @@ from ..data.scores import normalized_score, reference_for
 from ..envs.registry import make_env, spec_for
 from ..errors import UserError
 from ..events import SILENT, Progress
-from ..rundir import RunDir, atomic_write_json
-from ..runtime import ensure_headless_gl
+from ..files import atomic_write_json
+from ..headless_gl import ensure_headless_gl
+from ..rundir import RunDir
 
 MAX_EXPORT_DIFF = 1e-5
 

@@ -4,14 +4,14 @@ trained again unless forced."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from ..algos.offline import Hooks, train_bc, train_offline
-from ..algos.online import train_online
+from .. import registry
+from ..algos.training_run import Hooks
 from ..config import Config
 from ..events import SILENT, Progress, log
 from ..rundir import RunDir
@@ -39,21 +39,24 @@ class TrainResult:
 
 
 def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = False,
-                progress: Progress = SILENT, loggers: list[str] | None = None) -> TrainResult:
+                progress: Progress = SILENT, loggers: list[str] | None = None,
+                watch: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Train the run to the end (resuming from its checkpoint); `loggers` (tensorboard, wandb) get every
-    evaluation row that goes to metrics.csv."""
+    evaluation row that goes to metrics.csv; `watch(step, row)` hears every row too (it may raise
+    algos.training_run.StopTraining to end the run early, normally)."""
     if run.file("summary.json").exists() and run.training_status() == "done" and not force:
         return TrainResult(run.read_json("summary.json"), already_finished=True)
     if force:
         run.clear_training()
     algo = cfg.train.algo
+    spec = registry.algorithm(algo, cfg.train.setting)
     result = TrainResult({})
     online = cfg.train.setting == "online"
     with run.stage(f"train-{algo}", cfg, str(device)), _loggers(loggers, run, cfg) as sinks:
         data = model = None
-        if not online:
+        if not online:  # offline: the dataset, and the model fitted on it when the algorithm uses one
             data = dataset_for_run(cfg, run, progress)
-            if algo != "bc":
+            if spec.model is not None:
                 model = model_for_training(cfg, run, device, cfg.model.kind, data, force, progress)[0]
         unit = "env steps" if online else "updates"
         with progress.task(f"{algo} {cfg.data.task} ({unit})") as bar:
@@ -68,6 +71,8 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
                 if "return_mean" in row:  # an evaluation row, as written to metrics.csv
                     for sink in sinks:
                         sink.log(step, row)
+                if watch is not None:
+                    watch(step, row)
                 info = f"epoch {row['epoch']}  " if "epoch" in row else ""
                 info += f"{row.get('updates_per_s', 0):.0f} upd/s"
                 if row.get("score_mean") not in (None, ""):
@@ -76,11 +81,5 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
                     info += f"  return {float(row['return_mean']):.1f}"
                 bar.update(completed=step, info=info)
 
-            hooks = Hooks(on_start, on_progress)
-            if online:
-                result.summary = train_online(cfg, run, device, hooks)
-            elif algo == "bc":
-                result.summary = train_bc(cfg, run, device, data, hooks)
-            else:
-                result.summary = train_offline(cfg, run, device, data, model, hooks)
+            result.summary = spec.train(cfg, run, device, data, model, Hooks(on_start, on_progress))
     return result

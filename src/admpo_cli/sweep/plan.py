@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import algorithms
+from .. import registry
 from ..config import Config, resolve, run_name, to_dict
 from ..errors import UserError
 
@@ -92,8 +92,8 @@ def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dic
     mopo on an online one). Refuses, before anything runs, an algorithm no preset can take and a grid key
     or value the config does not know."""
     for a in algos:
-        if a not in algorithms.ALGORITHMS:
-            raise UserError(f"--algos: unknown algorithm {a!r}; expected one of {', '.join(algorithms.ALGORITHMS)}")
+        if a not in registry.ALGORITHMS.names():
+            registry.algorithm(a, where="--algos")  # one line naming the registered algorithms
     keys = list(grid)
     runs: list[RunSpec] = []
     skipped: dict[tuple[str, str], str] = {}
@@ -108,7 +108,7 @@ def plan_sweep(presets: list[str], algos: list[str], seeds: list[int], grid: dic
                                "run.root": str(out)}, budget=budget)
                 command = command_for(cfg)
                 try:
-                    algorithms.check_command(command, algo, cfg.train.setting, preset)
+                    registry.check_command(command, algo, cfg.train.setting, preset)
                 except UserError as e:
                     skipped[(preset, algo)] = str(e)
                     break

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import registry
 from ..config import Config
 from ..rundir import RunDir
 
@@ -34,12 +35,7 @@ class RunState:
 
 def total_steps(cfg: Config) -> tuple[str, int]:
     """The metrics.csv column that counts a run's progress, and its final value."""
-    t = cfg.train
-    if t.setting == "online":
-        return "env_steps", t.total_steps
-    if t.algo == "bc":
-        return "step", t.bc_steps
-    return "step", t.epochs * t.steps_per_epoch
+    return registry.run_length(cfg)
 
 
 def _last_row(path: Path) -> dict[str, str] | None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from ..events import SILENT, Progress
-from ..rundir import atomic_write_text, git_revision, versions
+from ..files import atomic_write_text
+from ..rundir import git_revision, versions
 from .plan import RunSpec
 from .state import RunState, is_locked, lock_path, read_state
 

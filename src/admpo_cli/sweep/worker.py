@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir import atomic_write_text
+from ..files import atomic_write_text
 from .state import ERROR, run_lock
 
 
@@ -19,8 +19,9 @@ def run_one(spec: dict, threads: int, cwd: str, lock: str) -> dict:
     import torch
 
     from ..config import from_dict
+    from ..device import pick_device
+    from ..process import keep_heap_memory, seed_everything
     from ..rundir import RunDir
-    from ..runtime import keep_heap_memory, pick_device, seed_everything
     from ..stages.train import train_stage
 
     os.chdir(cwd)  # relative paths in configs (data/, runs/) mean what they meant for the sweep

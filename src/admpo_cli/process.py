@@ -1,0 +1,72 @@
+"""The process's own settings: random seeds, the memory allocator, and signals held until a step ends."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import random
+
+import numpy as np
+import torch
+
+from .events import log
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_heap_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+    """Let glibc keep freed tensor memory for reuse instead of returning it to the kernel.
+
+    PyTorch's CPU allocator is plain malloc; with glibc's defaults a training step's buffers of a few MB
+    are mmapped and unmapped every step, and touching them again costs ~700 page faults per ADM step
+    (~1 ms of 33). Blocks up to 32 MB now come from the heap and the heap is trimmed only above 1 GB.
+    A no-op (False) where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
+
+
+@contextlib.contextmanager
+def interrupts_at_step_ends():
+    """Within it, the first SIGINT (Ctrl-C) or SIGTERM (a sweep or a scheduler stopping the run) is held until
+    the training loop calls the yielded `check()` at the end of a step, which then raises KeyboardInterrupt:
+    the checkpoint written on the way out holds whole steps only, so the resumed run continues exactly. A
+    second signal interrupts at once. Outside the main thread (no signal handlers there) check() does nothing."""
+    import signal
+    import threading
+
+    received: list[int] = []
+
+    def hold(signum, frame):
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt
+        log.warning("stopping at the end of this step and saving a checkpoint (interrupt again to stop at once)")
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    old = {s: signal.signal(s, hold) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield check
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

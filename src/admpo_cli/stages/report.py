@@ -1,0 +1,13 @@
+"""`admpo report`: the report document over run directories or a study folder (report/build.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def report_stage(runs: list[Path], out: Path, paper: bool = False) -> dict[str, Any]:
+    """Read the runs, write index.html, summary.csv/.md and the figures to `out`; returns the tables."""
+    from ..report.build import build_report
+
+    return build_report(runs, out, paper)
