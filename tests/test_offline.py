@@ -283,3 +283,36 @@ def test_reference_sac_backend_runs_the_same_training(tmp_path, hopper_file):
         actors[backend] = torch.load(rd.file("policy", "actor.pt"), weights_only=True)["state_dict"]
     for k, v in actors["fast"].items():
         torch.testing.assert_close(actors["reference"][k], v, atol=1e-4, rtol=1e-3)
+
+
+def test_bc_resumes_from_its_checkpoint_to_the_same_result(tmp_path, hopper_file):
+    """BC runs through the same training-run helper: Ctrl-C after its third evaluation, resumed: the same rows
+    and the same policy as the run that was never stopped."""
+    from admpo_cli.algos.bc import train_bc
+
+    cfg = resolve("quickstart-hopper", None, [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl",
+                                              "train.algo=bc", "train.bc_steps=50"])
+    data = d4rl.load_d4rl(hopper_file)
+
+    def run(path, stop_at=None):
+        def ctrl_c(step, row):
+            if stop_at is not None and step >= stop_at:
+                raise KeyboardInterrupt
+
+        return train_bc(cfg, RunDir.create_or_open(path, cfg), CPU, data, hooks=Hooks(on_progress=ctrl_c))
+
+    seed_everything(0)
+    full = run(tmp_path / "full")
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "split", stop_at=15)
+    ck = torch.load(tmp_path / "split" / "checkpoints" / "train.pt", weights_only=True)
+    assert ck["loop"]["step"] == 15
+    seed_everything(7)  # the checkpoint's streams win
+    split = run(tmp_path / "split")
+    strip = lambda p: [",".join(x.split(",")[:7]) for x in p.read_text().splitlines()]  # noqa: E731
+    assert strip(tmp_path / "full" / "metrics.csv") == strip(tmp_path / "split" / "metrics.csv")
+    assert len(strip(tmp_path / "full" / "metrics.csv")) == 11 and full["final_return"] == split["final_return"]
+    a = torch.load(tmp_path / "full" / "policy" / "bc.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "split" / "policy" / "bc.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -136,8 +136,7 @@ def resume(
 ) -> None:
     """Continue an interrupted training run from its last checkpoint, with its own config."""
     rd = RunDir.open(run)
-    has_ckpt = rd.file("checkpoints", "train.pt").exists()
-    if not has_ckpt and rd.config().train.algo != "bc":
+    if not rd.file("checkpoints", "train.pt").exists():
         raise UserError(f"{run}: no checkpoint to resume (checkpoints/train.pt); start it with "
                         "`admpo train-off` or `admpo train-on`")
     cfg, rd, dev = setup(None, None, None, run, None, None, device)
