@@ -87,3 +87,17 @@ def test_plugins_are_listed_and_their_keys_checked(site, tmp_path):
 def test_without_the_distribution_the_names_are_unknown(tmp_path):
     r = admpo(tmp_path, tmp_path, "fit-model", "--preset", "quickstart-hopper", "--model", "toy-linear")
     assert r.returncode != 0 and "unknown model 'toy-linear'" in r.stderr + r.stdout
+
+
+def test_a_broken_plugin_spoils_only_itself(tmp_path):
+    """An entry point whose module does not import: doctor reports it, other commands run, using it is one line."""
+    info = tmp_path / "broken_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[admpo.models]\nbroken = no_such_module:MODEL\n")
+    r = admpo(tmp_path, tmp_path, "presets", "show", "quickstart-hopper")
+    assert r.returncode == 0 and "hidden: 64" in r.stdout, r.stderr
+    r = admpo(tmp_path, tmp_path, "doctor")
+    assert r.returncode == 0 and "model broken" in r.stdout and "no_such_module" in r.stdout
+    r = admpo(tmp_path, tmp_path, "fit-model", "--preset", "quickstart-hopper", "--model", "broken")
+    assert r.returncode != 0 and "broken-plugin 1.0" in r.stderr + r.stdout and "Traceback" not in r.stderr

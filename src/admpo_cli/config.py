@@ -357,19 +357,27 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
 
 def _model_option_type(key: str, common: list[str]) -> Any:
     """The type a model kind declares for one of its own keys (the first registered kind that has it)."""
-    known = []
+    known, broken = [], []
     for kind in registry.MODELS.names():
-        own = registry.settings_fields(kind)
+        try:
+            own = registry.settings_fields(kind)
+        except UserError as exc:  # a plugin that does not load spoils only its own keys
+            broken.append(str(exc))
+            continue
         if key in own:
             return own[key]
         known += list(own)
-    raise UserError(f"unknown key 'model.{key}'{_closest(key, [k for k in common if k != 'options'] + known)}")
+    why = f"; {'; '.join(broken)}" if broken else ""
+    raise UserError(f"unknown key 'model.{key}'{_closest(key, [k for k in common if k != 'options'] + known)}{why}")
 
 
 def _check_model_options(options: dict[str, Any], source: str) -> None:
     """Each registered kind's settings built from the keys it owns: its own checks run now, not at fit time."""
     for kind in registry.MODELS.names():
-        cls = registry.model(kind).settings
+        try:
+            cls = registry.model(kind).settings
+        except UserError:
+            continue
         own = {f.name for f in fields(cls)}
         mine = {k: v for k, v in options.items() if k in own}
         if mine:
