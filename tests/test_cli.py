@@ -177,6 +177,12 @@ def test_collect_quality_modes_train_sac_first(tmp_path):
     assert r.exit_code == 0, r.output
     data = d4rl.load_d4rl(out)
     assert len(data) == 800 and data.ends.sum() >= 10  # random-ish early episodes are short
+    # reached at the first evaluation (200 random + 200 learning steps): SAC stops there, the data ends there
+    out = tmp_path / "early.hdf5"
+    r = invoke("collect", "--env", "hopper", "--out", out, "--quality", "medium-replay",
+               "--target-return", -1e9, "--train-steps", 800)
+    assert r.exit_code == 0, r.output
+    assert len(d4rl.load_d4rl(out)) == 400
     r = invoke("collect", "--env", "hopper", "--out", out, "--quality", "great")
     assert r.exit_code == 2 and "--quality" in r.output
 

@@ -151,11 +151,14 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                 stop_requested()  # a Ctrl-C or SIGTERM during the last env step takes effect here
                 it = state.env_steps - warmup  # the learning step (negative during warm-up)
                 if _model_based(cfg) and it >= 0 and it % t.model_update_interval == 0:
-                    dyn.refit(real.transitions(), cfg.run.seed + state.env_steps)  # train the model on D_env
+                    # Algorithm 2: train the model on D_env; roll it out from real histories of m-1 steps with
+                    # random backtracking (Algorithm 1), the length of the schedule at `it`, into D_model
+                    dyn.refit(real.transitions(), cfg.run.seed + state.env_steps)
                     clock.lap("fit")
-                    dyn.rollout(agent, real, rollout_length(t.rollout_schedule, it), gen)  # D_model <- roll-outs
+                    dyn.rollout(agent, real, rollout_length(t.rollout_schedule, it), gen)
                     clock.lap("rollout")
-                obs = sim.obs  # act in the environment (uniformly at random during warm-up); D_env <- (s, a, r, s')
+                # Algorithm 2: act in the environment (uniformly at random during warm-up), add to D_env
+                obs = sim.obs
                 a = _random_action(spec.act_dim, gen, device) if it < 0 else \
                     agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
                 nxt, r, terminal, truncated = sim.step(a)
@@ -164,7 +167,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                 clock.lap("env")
                 if it < 0:
                     continue
-                for _ in range(t.utd):  # G policy updates on D_env ∪ D_model
+                for _ in range(t.utd):  # Algorithm 2: G policy updates on D_env ∪ D_model
                     _sac_update(cfg, agent, real, dyn.buffer, state, tr, gen)
                 clock.lap("sac")
                 if (it + 1) % cfg.eval.every == 0 or it + 1 == total:
