@@ -338,7 +338,7 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
             if key in types and key != "options":
                 changes[key] = _coerce(value, types[key], where)
             elif section == "model":
-                options[key] = _coerce(value, _model_option_type(key, list(types)), where)
+                options[key] = _coerce(value, _model_option_type(key, list(types), source), where)
             else:
                 raise UserError(f"{source}: unknown key '{section}.{key}'{_closest(key, list(types))}")
         if section == "train" and changes.get("algo") not in (None, *registry.ALGORITHMS.names()):
@@ -355,7 +355,7 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
     return cfg
 
 
-def _model_option_type(key: str, common: list[str]) -> Any:
+def _model_option_type(key: str, common: list[str], source: str) -> Any:
     """The type a model kind declares for one of its own keys (the first registered kind that has it)."""
     known, broken = [], []
     for kind in registry.MODELS.names():
@@ -368,7 +368,7 @@ def _model_option_type(key: str, common: list[str]) -> Any:
             return own[key]
         known += list(own)
     why = f"; {'; '.join(broken)}" if broken else ""
-    raise UserError(f"unknown key 'model.{key}'{_closest(key, [k for k in common if k != 'options'] + known)}{why}")
+    raise UserError(f"{source}: unknown key 'model.{key}'{_closest(key, [k for k in common if k != 'options'] + known)}{why}")
 
 
 def _check_model_options(options: dict[str, Any], source: str) -> None:
