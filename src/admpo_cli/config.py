@@ -368,7 +368,8 @@ def _model_option_type(key: str, common: list[str], source: str) -> Any:
             return own[key]
         known += list(own)
     why = f"; {'; '.join(broken)}" if broken else ""
-    raise UserError(f"{source}: unknown key 'model.{key}'{_closest(key, [k for k in common if k != 'options'] + known)}{why}")
+    hint = _closest(key, [k for k in common if k != "options"] + known)
+    raise UserError(f"{source}: unknown key 'model.{key}'{hint}{why}")
 
 
 def _check_model_options(options: dict[str, Any], source: str) -> None:
