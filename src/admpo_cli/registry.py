@@ -29,6 +29,7 @@ BUILTIN_MODELS = {
     "adm": "admpo_cli.models.adm:MODEL",
     "ensemble": "admpo_cli.models.ensemble:MODEL",
     "bootrnn": "admpo_cli.models.bootrnn:MODEL",
+    "adm-transformer": "admpo_cli.models.adm_transformer:MODEL",
 }
 BUILTIN_ALGORITHMS = {
     "admpo": "admpo_cli.algos.admpo:ALGORITHM",
