@@ -186,19 +186,21 @@ class TransformerStepper(Stepper):
         return mdl.final_norm(x), slots
 
     def _attend(self, blk, h: torch.Tensor, layer: int, slots: list[int], pos: list[int]) -> torch.Tensor:
-        """Self-attention of each window's new token over its cached tokens and itself."""
-        attn, H, nh = blk.self_attn, self.model.hidden, self.model.heads
+        """Self-attention of each window's new token over its cached tokens and itself, for all windows in one
+        batched product (a window's positions after its newest token hold stale keys and are masked)."""
+        attn, H, nh, m = blk.self_attn, self.model.hidden, self.model.heads, self.model.m
         q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).split(H, -1)  # (n, B, H) each
-        B, dh = h.shape[1], H // nh
-        out = torch.empty_like(q)
-        for i, (s, p) in enumerate(zip(slots, pos, strict=True)):
-            self.Kc[layer, s, :, p], self.Vc[layer, s, :, p] = k[i], v[i]
-            keys = self.Kc[layer, s, :, : p + 1].view(B, p + 1, nh, dh).transpose(1, 2)  # (B, nh, p+1, dh)
-            vals = self.Vc[layer, s, :, : p + 1].view(B, p + 1, nh, dh).transpose(1, 2)
-            qi = q[i].view(B, nh, 1, dh)
-            w = (qi @ keys.transpose(-1, -2) / math.sqrt(dh)).softmax(-1)
-            out[i] = (w @ vals).reshape(B, H)
-        return attn.out_proj(out)
+        n, B, dh = h.shape[0], h.shape[1], H // nh
+        s_t = torch.tensor(slots, device=h.device)
+        p_t = torch.tensor(pos, device=h.device)
+        self.Kc[layer][s_t, :, p_t] = k
+        self.Vc[layer][s_t, :, p_t] = v
+        keys = self.Kc[layer][s_t].view(n, B, m, nh, dh).permute(0, 1, 3, 4, 2)  # (n, B, nh, dh, m)
+        vals = self.Vc[layer][s_t].view(n, B, m, nh, dh).transpose(2, 3)  # (n, B, nh, m, dh)
+        scores = (q.view(n, B, nh, 1, dh) @ keys) / math.sqrt(dh)  # (n, B, nh, 1, m)
+        later = torch.arange(m, device=h.device) > p_t[:, None]  # (n, m): not yet seen by that window
+        scores = scores.masked_fill(later[:, None, None, None, :], float("-inf"))
+        return attn.out_proj((scores.softmax(-1) @ vals).reshape(n, B, H))
 
     @torch.no_grad()
     def step(self, obs, act):
