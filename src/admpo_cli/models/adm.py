@@ -8,28 +8,14 @@ the m open windows' hidden states are carried forward one GRU step at a time (th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..kernels import use_for
 from ..registry import ModelSpec
-from .base import RecurrentModel, Stepper, check_positive, masked_mse_per_position
+from .base import RecurrentModel, RecurrentSettings, Stepper, masked_mse_per_position
 
-
-@dataclass(frozen=True)
-class ADMSettings:
-    """ADM's own keys of the config's `model` section (authors' code: GRU 200 x 3, 4 head blocks, 0.1)."""
-
-    # GRU hidden size and layers.
-    hidden: int = 200
-    layers: int = 3
-    # Residual Swish blocks in the head and their dropout.
-    head_blocks: int = 4
-    dropout: float = 0.1
-
-    def __post_init__(self):
-        check_positive(self, "hidden", "layers")
+# ADM's own keys: the GRU backbone's (hidden, layers, head_blocks, dropout)
+ADMSettings = RecurrentSettings
 
 
 class ADM(RecurrentModel):

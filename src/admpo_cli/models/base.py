@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -72,6 +74,22 @@ class DynamicsModel(nn.Module):
 
     def after_fit(self, holdout: dict[str, torch.Tensor]) -> None:
         """Hook run on the best weights (the ensemble picks its elites here)."""
+
+
+@dataclass(frozen=True)
+class RecurrentSettings:
+    """The GRU backbone's keys of the config's `model` section, shared by ADM and the bootstrapping RNN
+    (authors' code: GRU 200 x 3, 4 residual head blocks, dropout 0.1)."""
+
+    # GRU hidden size and layers.
+    hidden: int = 200
+    layers: int = 3
+    # Residual Swish blocks in the head and their dropout.
+    head_blocks: int = 4
+    dropout: float = 0.1
+
+    def __post_init__(self):
+        check_positive(self, "hidden", "layers")
 
 
 class RecurrentModel(DynamicsModel):

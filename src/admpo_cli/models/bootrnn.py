@@ -3,25 +3,13 @@ step from the last state and feeding its own predictions back during roll-outs."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ..registry import ModelSpec
-from .base import RecurrentModel, Stepper, check_positive, masked_mse_per_position
+from .base import RecurrentModel, RecurrentSettings, Stepper, masked_mse_per_position
 
-
-@dataclass(frozen=True)
-class BootRNNSettings:
-    """The bootstrapping RNN's own keys: ADM's backbone, so the same names and defaults as ADM's."""
-
-    hidden: int = 200
-    layers: int = 3
-    head_blocks: int = 4
-    dropout: float = 0.1
-
-    def __post_init__(self):
-        check_positive(self, "hidden", "layers")
+# ADM's backbone, so ADM's keys and defaults
+BootRNNSettings = RecurrentSettings
 
 
 class BootRNN(RecurrentModel):
