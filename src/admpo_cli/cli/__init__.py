@@ -17,7 +17,7 @@ import typer
 
 from .. import __version__
 from ..errors import UserError
-from . import data, info, models, policy, report, sweep, train  # noqa: F401  (the commands register on the app)
+from . import data, info, models, policy, report, study, sweep, train  # noqa: F401  (the commands register on the app)
 from .app import app
 from .ui import console, err_console
 

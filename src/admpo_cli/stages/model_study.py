@@ -1,0 +1,137 @@
+"""`admpo study-models`: which dynamics model for which data. For every env x data quality, a dataset collected
+locally (random; medium from a SAC policy trained to a third of expert; medium-replay: everything that SAC
+saw), then for every model kind x seed one run through the stages a user would run by hand: fit-model (fit
+time), train-off as ADMPO-OFF with that model at the same budget (the score; another kind than adm is the
+ablation), eval-compounding (error at H = 1, 5, 20, 100), eval-uncertainty (uncertainty vs the simulator's
+true error for random, behaviour and learned policies) and a timed roll-out. One row per run goes to
+rows.csv; report/model_study.py turns the rows into the page. Finished runs and datasets are reused.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import resolve
+from ..device import pick_device
+from ..errors import UserError
+from ..events import SILENT, Progress
+from ..files import atomic_write_text
+from ..process import seed_everything
+from ..rundir import RunDir
+from .collect import run_collect
+from .evaluate import eval_compounding_stage, eval_uncertainty_stage
+from .fit import dataset_for_run, fit_model_stage, require_model
+from .train import train_stage
+
+QUALITIES = ("random", "medium", "medium-replay")
+HORIZONS = (1, 5, 20, 100)
+
+# Named budgets: the data size, SAC's steps for the medium datasets, and --set lines for fit and training.
+_TINY_MODELS = ["model.hidden=16", "model.layers=1", "model.heads=2", "model.head_blocks=1", "model.ensemble_size=3",
+                "model.elites=2", "model.ensemble_hidden=16", "model.max_epochs=2", "model.steps_per_epoch=10"]
+BUDGETS: dict[str, dict[str, Any]] = {
+    "ci": {"data_steps": 1200, "sac_steps": 600, "starts": 32, "unc_starts": 24, "rollout_rows": 256,
+           "sets": [*_TINY_MODELS, "train.epochs=2", "train.steps_per_epoch=20", "train.rollout_freq=20",
+                    "rollout.batch_size=128", "agent.hidden=[32, 32]", "agent.batch_size=32", "eval.episodes=2",
+                    "eval.every=1", "eval.max_episode_steps=60", "train.bc_steps=200"]},
+    # the quickstart presets' sizes (20k transitions, ADM 2x64, 6000 SAC updates); SAC 30k steps for medium
+    "small": {"data_steps": 20_000, "sac_steps": 30_000, "starts": 256, "unc_starts": 128, "rollout_rows": 5000,
+              "sets": ["model.heads=4"]},
+}
+
+
+@dataclass
+class StudySpec:
+    envs: list[str]
+    qualities: list[str]
+    kinds: list[str]
+    seeds: list[int]
+    out: Path
+    budget: str = "small"
+    device: str = "auto"
+    extra_sets: list[str] = field(default_factory=list)
+
+
+def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
+    """Every env x quality x kind x seed: rows.csv (one row per run), then the page (summary.csv,
+    recommendations.csv, index.html) under spec.out; returns report.model_study.write_page's result."""
+    from ..report.model_study import write_page
+
+    if spec.budget not in BUDGETS:
+        raise UserError(f"--budget {spec.budget}: expected one of {', '.join(BUDGETS)}")
+    bad = [q for q in spec.qualities if q not in QUALITIES]
+    if bad:
+        raise UserError(f"--qualities: {bad[0]!r} is not one of {', '.join(QUALITIES)}")
+    b = BUDGETS[spec.budget]
+    rows = []
+    cells = [(e, q, k, s) for e in spec.envs for q in spec.qualities for k in spec.kinds for s in spec.seeds]
+    with progress.task("model study", total=len(cells)) as bar:
+        for env, quality, kind, seed in cells:
+            data = _dataset(spec, env, quality, b, progress)
+            rows.append(_cell(spec, env, quality, kind, seed, data, b, progress))
+            frame = pd.DataFrame(rows)
+            atomic_write_text(spec.out / "rows.csv", frame.to_csv(index=False))
+            bar.update(advance=1, info=f"{env} {quality} {kind} s{seed}")
+    return {**write_page(frame, spec.out, spec.budget), "rows": frame}
+
+
+def _dataset(spec: StudySpec, env: str, quality: str, b: dict, progress: Progress) -> Path:
+    path = spec.out / "data" / f"{env}-{quality}.hdf5"
+    if not path.exists():
+        run_collect(env, path, b["data_steps"], "random", "d4rl", quality != "random",
+                    None if quality == "random" else quality, None, b["sac_steps"], 0, spec.device, progress)
+    return path
+
+
+def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_path: Path, b: dict,
+          progress: Progress) -> dict:
+    sets = [f"data.path={data_path}", "data.benchmark=d4rl", *b["sets"], *spec.extra_sets]
+    cfg = resolve(f"quickstart-{env}", None, sets, {"model.kind": kind, "run.seed": seed, "run.device": spec.device})
+    run = RunDir.create_or_open(spec.out / "runs" / f"{env}-{quality}" / f"{kind}-s{seed}", cfg)
+    dev = pick_device(cfg.run.device)
+    seed_everything(seed)
+    fit = run.read_json(f"model/{kind}.json") if run.file("model", f"{kind}.pt").exists() else \
+        fit_model_stage(cfg, run, dev, kind, progress=progress)
+    summary = train_stage(cfg, run, dev, progress=progress).summary
+    comp = eval_compounding_stage(cfg, run, dev, [kind], max(HORIZONS), b["starts"], progress)
+    unc = eval_uncertainty_stage(cfg, run, dev, b["unc_starts"], None, progress)
+    row = {"env": env, "quality": quality, "model": kind, "seed": seed, "fit_s": fit["seconds"],
+           "fit_steps_per_s": fit["steps_per_second"], "holdout_mse": float(np.mean(fit["holdout_mse_per_k"])),
+           "rollout_tps": _rollout_rate(cfg, run, kind, dev, b["rollout_rows"]),
+           "admpo_off_score": summary.get("final_score"), "admpo_off_return": summary.get("final_return")}
+    own = comp[comp["model"].isin([kind, f"{kind} (random k)"])].set_index("horizon")
+    for h in HORIZONS:
+        row[f"compounding_h{h}"] = float(own.loc[h, "mse_mean"]) if h in own.index else np.nan
+    from ..report.model_study import uncertainty_figures
+
+    row.update(uncertainty_figures(pd.read_csv(run.file("uncertainty.csv")), kind, unc["correlations"]))
+    return row
+
+
+def _rollout_rate(cfg, run: RunDir, kind: str, dev: torch.device, rows: int, horizon: int = 10) -> float:
+    """Imagined transitions per second of Algorithm 1 with the model's own uncertainty, a random policy."""
+    from ..data.dataset import rollout_starts, start_windows
+    from ..models.rollout import rollout
+    from ..registry import uncertainty_for
+
+    data = dataset_for_run(cfg, run)
+    model = require_model(run, kind, cfg, data.obs_dim, data.act_dim)[0].to(dev).eval()
+    pool = rollout_starts(data, model.context)
+    picked = torch.as_tensor(np.random.default_rng(0).choice(pool, size=rows), device=dev)
+    w = start_windows(torch.as_tensor(data.observations, device=dev), torch.as_tensor(data.actions, device=dev),
+                      picked, model.context)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    policy = lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1  # noqa: E731
+    never = lambda o: torch.zeros(o.shape[0], dtype=torch.bool, device=o.device)  # noqa: E731
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, never,
+                      uncertainty_for(kind, "auto"), 0.0, "batch", 1000, gen)
+    return len(out) / max(time.perf_counter() - t0, 1e-9)

@@ -1,0 +1,40 @@
+"""The model study end to end at its CI budget, from the CLI: datasets of two qualities, two model kinds, two
+seeds; the rows, the summary with bootstrap intervals over seeds, the recommendation table and the page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from admpo_cli.cli import app
+from admpo_cli.report.model_study import _auc, bootstrap_ci
+
+
+def test_auc_and_bootstrap_by_hand():
+    assert _auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert _auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert _auc(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
+    mean, lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0]))
+    assert mean == 2.0 and 1.0 <= lo < 2.0 < hi <= 3.0
+    assert bootstrap_ci(np.array([5.0]))[1:] == (5.0, 5.0)
+
+
+@pytest.mark.slow
+def test_the_study_runs_end_to_end_at_the_ci_budget(tmp_path):
+    out = tmp_path / "study"
+    r = CliRunner().invoke(app, ["study-models", "--envs", "hopper", "--qualities", "random,medium", "--models",
+                                 "adm,ensemble", "--seeds", "0-1", "--budget", "ci", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = pd.read_csv(out / "rows.csv")
+    assert len(rows) == 8 and set(rows["model"]) == {"adm", "ensemble"} and set(rows["quality"]) == {"random", "medium"}
+    for col in ("compounding_h1", "compounding_h5", "spearman_pooled", "pearson_log_pooled", "pearson_random",
+                "auc_random_vs_behaviour", "fit_s", "rollout_tps", "admpo_off_score"):
+        assert rows[col].notna().all(), col
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4 and (summary["compounding_h1_lo"] <= summary["compounding_h1"]).all()
+    recs = pd.read_csv(out / "recommendations.csv")
+    assert list(recs["data"]) == ["hopper random", "hopper medium"] and recs["use"].isin(["adm", "ensemble"]).all()
+    assert "Recommendations" in (out / "index.html").read_text()
+    assert (out / "data" / "hopper-medium.hdf5").exists() and (out / "runs" / "hopper-medium" / "adm-s1").is_dir()
