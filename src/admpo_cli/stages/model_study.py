@@ -41,6 +41,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
            "sets": [*_TINY_MODELS, "train.epochs=2", "train.steps_per_epoch=20", "train.rollout_freq=20",
                     "rollout.batch_size=128", "agent.hidden=[32, 32]", "agent.batch_size=32", "eval.episodes=2",
                     "eval.every=1", "eval.max_episode_steps=60", "train.bc_steps=200"]},
+    # a preview at a tenth of an hour a run on one core: 10k transitions, SAC 10k steps for the medium data,
+    # fits capped at 10 epochs, 3000 ADMPO-OFF updates
+    "preview": {"data_steps": 10_000, "sac_steps": 10_000, "starts": 128, "unc_starts": 64, "rollout_rows": 2000,
+                "sets": ["model.heads=4", "model.max_epochs=10", "train.epochs=6", "eval.episodes=3"]},
     # the quickstart presets' sizes (20k transitions, ADM 2x64, 6000 SAC updates); SAC 30k steps for medium
     "small": {"data_steps": 20_000, "sac_steps": 30_000, "starts": 256, "unc_starts": 128, "rollout_rows": 5000,
               "sets": ["model.heads=4"]},
