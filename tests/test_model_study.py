@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from admpo_cli.cli import app
-from admpo_cli.report.model_study import _auc, bootstrap_ci
+from admpo_cli.report.model_study import _auc, binned_pearson, bootstrap_ci
 
 
 def test_auc_and_bootstrap_by_hand():
@@ -19,6 +19,11 @@ def test_auc_and_bootstrap_by_hand():
     mean, lo, hi = bootstrap_ci(np.array([1.0, 2.0, 3.0]))
     assert mean == 2.0 and 1.0 <= lo < 2.0 < hi <= 3.0
     assert bootstrap_ci(np.array([5.0]))[1:] == (5.0, 5.0)
+    # binned means: a noisy but monotone relation has a weak pairwise and a strong binned correlation
+    rng = np.random.default_rng(0)
+    u = rng.uniform(0, 1, 4000)
+    e = u + rng.normal(0, 1.0, 4000)
+    assert np.corrcoef(u, e)[0, 1] < 0.4 and binned_pearson(u, e) > 0.9
 
 
 @pytest.mark.slow
@@ -30,7 +35,7 @@ def test_the_study_runs_end_to_end_at_the_ci_budget(tmp_path):
     rows = pd.read_csv(out / "rows.csv")
     assert len(rows) == 8 and set(rows["model"]) == {"adm", "ensemble"} and set(rows["quality"]) == {"random", "medium"}
     for col in ("compounding_h1", "compounding_h5", "spearman_pooled", "pearson_log_pooled", "pearson_random",
-                "auc_random_vs_behaviour", "fit_s", "rollout_tps", "admpo_off_score"):
+                "auc_random_vs_behaviour", "pearson_binned_pooled", "fit_s", "rollout_tps", "admpo_off_score"):
         assert rows[col].notna().all(), col
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == 4 and (summary["compounding_h1_lo"] <= summary["compounding_h1"]).all()

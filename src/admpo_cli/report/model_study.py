@@ -19,6 +19,7 @@ FIGURES = [
     ("compounding_h20", "compounding MSE, H=20", True), ("compounding_h100", "compounding MSE, H=100", True),
     ("pearson_pooled", "Pearson(U, error), pooled", False), ("pearson_log_pooled", "Pearson(log U, log error)", False),
     ("spearman_pooled", "Spearman(U, error), pooled", False),
+    ("pearson_binned_pooled", "Pearson of the means in 20 quantile bins of U (a curve's correlation)", False),
     ("auc_random_vs_behaviour", "AUC: U higher for random than behaviour actions", False),
     ("fit_s", "fit seconds", True), ("rollout_tps", "roll-out transitions/s", False),
     ("admpo_off_score", "ADMPO-OFF normalised score", False),
@@ -31,6 +32,17 @@ def _auc(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     ranks = pd.Series(np.concatenate([a, b])).rank().to_numpy()
     return float((ranks[: len(a)].sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))
+
+
+def binned_pearson(u: np.ndarray, err: np.ndarray, bins: int = 20) -> float | None:
+    """Pearson between the mean uncertainty and the mean true error of `bins` quantile bins of U: the
+    correlation of the curve a figure of error against uncertainty draws, not of the pairs."""
+    ok = np.isfinite(u) & np.isfinite(err)
+    if ok.sum() < 2 * bins:
+        return None
+    b = pd.qcut(u[ok], bins, labels=False, duplicates="drop")
+    means = pd.DataFrame({"b": b, "u": u[ok], "e": err[ok]}).groupby("b").mean()
+    return float(np.corrcoef(means["u"], means["e"])[0, 1]) if len(means) > 2 else None
 
 
 def uncertainty_figures(df: pd.DataFrame, kind: str, corr: dict) -> dict:
@@ -46,6 +58,7 @@ def uncertainty_figures(df: pd.DataFrame, kind: str, corr: dict) -> dict:
         x, y = part[f"unc_{q}"].to_numpy(), part["true_error"].to_numpy()
         ok = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
         out[f"pearson_log_{group}"] = float(np.corrcoef(np.log(x[ok]), np.log(y[ok]))[0, 1]) if ok.sum() > 2 else None
+    out["pearson_binned_pooled"] = binned_pearson(g[f"unc_{q}"].to_numpy(), g["true_error"].to_numpy())
     by = {p: part[f"unc_{q}"].to_numpy() for p, part in g.groupby("policy")}
     out["auc_random_vs_behaviour"] = _auc(by.get("random", np.array([])), by.get("behaviour", np.array([])))
     out["auc_learned_vs_behaviour"] = _auc(by.get("learned", np.array([])), by.get("behaviour", np.array([])))
