@@ -151,10 +151,10 @@ def test_shell_completion_installs_and_completes(tmp_path):
     """`admpo --install-completion bash` writes the script the shell sources; the shell's own call (with
     _ADMPO_COMPLETE set) completes a command name."""
     env = {**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}
-    # from a bash process, as a user types it: Typer finds the shell among the process's ancestors (a test run
-    # started in the background, re-parented to init, has none)
-    r = subprocess.run(["bash", "-c", f"'{ADMPO}' --install-completion bash"], capture_output=True, text=True,
-                       env=env)
+    # from a bash process, as a user types it: Typer finds the shell as the process's parent. `; exit $?` keeps
+    # bash alive as that parent (a lone command would replace it: exec), with admpo's exit status
+    r = subprocess.run(["bash", "-c", f"'{ADMPO}' --install-completion bash; exit $?"], capture_output=True,
+                       text=True, env=env)
     assert r.returncode == 0, r.stderr
     script = tmp_path / ".bash_completions" / "admpo.sh"
     assert script.exists() and "_ADMPO_COMPLETE" in script.read_text()
