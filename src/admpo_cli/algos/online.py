@@ -98,11 +98,12 @@ class LearnedDynamics:
         self.model, self.opt_state, self.last_fit = fit_dynamics(self.cfg, self.model, self.opt_state, data,
                                                                  self.device, seed)
 
-    def rollout(self, agent, real: RealData, length: int, gen: torch.Generator) -> None:
-        """Roll-outs of `length` steps from real histories of m-1 steps into the resized model buffer."""
+    def rollout(self, agent, real: RealData, data: Transitions, length: int, gen: torch.Generator) -> None:
+        """Roll-outs of `length` steps from real histories of m-1 steps (`data`: D_env as the model was fitted
+        on it) into the resized model buffer."""
         t = self.cfg.train
         self.buffer = resize_model_buffer(self.buffer, self.ro.batch_size * length * t.model_retain_rollouts)
-        starts = torch.as_tensor(rollout_starts(real.transitions(), self.model.context), device=self.device)
+        starts = torch.as_tensor(rollout_starts(data, self.model.context), device=self.device)
         if len(starts):
             self.last_rollout = rollout_into_buffer(self.model, agent, real.buffer.data, starts, self.buffer,
                                                     self.ro.with_horizon(length), self.term, gen)
@@ -139,7 +140,8 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     dyn = LearnedDynamics(cfg, spec.obs_dim, spec.act_dim, device)  # the model and D_model
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
-    parts = {"agent": agent, "real": real, "env": sim, **({"dynamics": dyn} if _model_based(cfg) else {})}
+    model_based = _model_based(cfg)
+    parts = {"agent": agent, "real": real, "env": sim, **({"dynamics": dyn} if model_based else {})}
     tr = TrainingRun(cfg, run, OnlineState(), parts, gen, total, "env_steps", hooks, agent)
     state = tr.start(lambda s: s.env_steps - warmup)
     if state.env_steps == 0:
@@ -150,12 +152,13 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
             while state.env_steps < warmup + total:
                 stop_requested()  # a Ctrl-C or SIGTERM during the last env step takes effect here
                 it = state.env_steps - warmup  # the learning step (negative during warm-up)
-                if _model_based(cfg) and it >= 0 and it % t.model_update_interval == 0:
+                if model_based and it >= 0 and it % t.model_update_interval == 0:
                     # Algorithm 2: train the model on D_env; roll it out from real histories of m-1 steps with
                     # random backtracking (Algorithm 1), the length of the schedule at `it`, into D_model
-                    dyn.refit(real.transitions(), cfg.run.seed + state.env_steps)
+                    data = real.transitions()
+                    dyn.refit(data, cfg.run.seed + state.env_steps)
                     clock.lap("fit")
-                    dyn.rollout(agent, real, rollout_length(t.rollout_schedule, it), gen)
+                    dyn.rollout(agent, real, data, rollout_length(t.rollout_schedule, it), gen)
                     clock.lap("rollout")
                 # Algorithm 2: act in the environment (uniformly at random during warm-up), add to D_env
                 obs = sim.obs

@@ -12,7 +12,7 @@ import torch
 
 from ..kernels import use_for
 from ..registry import ModelSpec
-from .base import RecurrentModel, RecurrentSettings, Stepper, masked_mse_per_position
+from .base import RecurrentModel, RecurrentSettings, Stepper, eq2_all_k_nll, masked_mse_per_position
 
 # ADM's own keys: the GRU backbone's (hidden, layers, head_blocks, dropout)
 ADMSettings = RecurrentSettings
@@ -44,13 +44,8 @@ class ADM(RecurrentModel):
 
     def train_loss(self, sampler, batch_size, k_sampling, gen):
         if k_sampling == "all":
-            # Eq. (2): 1/m sum_k E[-log T(s_{t+k}, r_{t+k} | s_t, a_{t:t+k-1})], all k in one pass over the
-            # longest window. Each k is averaged over its own valid windows (weight 1/count_k), then the
-            # k are averaged plainly: a k with fewer windows (short episodes) still weighs 1/m.
-            b = sampler.sample_all(batch_size)
-            valid = b["mask"].transpose(0, 1).float()  # (m, B)
-            per_k = valid / valid.sum(1, keepdim=True).clamp_min(1.0)
-            loss = self.head.nll(self.features(b["s0"], b["actions"]), b["target"].transpose(0, 1), per_k)
+            b = sampler.sample_all(batch_size)  # Eq. (2), every k from one GRU pass
+            loss = eq2_all_k_nll(self.head, self.features(b["s0"], b["actions"]), b)
         else:
             # Authors' code: one k per minibatch.
             k = int(torch.randint(1, self.m + 1, (1,), generator=gen))

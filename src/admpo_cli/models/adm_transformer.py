@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelSpec
-from .base import DynamicsModel, Stepper, check_positive, masked_mse_per_position
+from .base import DynamicsModel, Stepper, check_positive, eq2_all_k_nll, masked_mse_per_position
 from .head import GaussianHead
 
 
@@ -86,12 +86,9 @@ class ADMTransformer(DynamicsModel):
         return [(" (random k)", None), (f" (k={self.m})", self.m - 1), (" (k=1)", 0)]
 
     def train_loss(self, sampler, batch_size, k_sampling, gen):
-        if k_sampling == "all":  # Eq. (2), every k from one pass; each k over its own windows, then 1/m
+        if k_sampling == "all":  # Eq. (2), every k from one pass
             b = sampler.sample_all(batch_size)
-            valid = b["mask"].transpose(0, 1).float()  # (m, B)
-            per_k = valid / valid.sum(1, keepdim=True).clamp_min(1.0)
-            feats = self.features(b["s0"], b["actions"]).transpose(0, 1)
-            loss = self.head.nll(feats, b["target"].transpose(0, 1), per_k)
+            loss = eq2_all_k_nll(self.head, self.features(b["s0"], b["actions"]).transpose(0, 1), b)
         else:  # one k per minibatch (the authors' code for the GRU)
             k = int(torch.randint(1, self.m + 1, (1,), generator=gen))
             b = sampler.sample_k(k, batch_size)

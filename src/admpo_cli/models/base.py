@@ -147,6 +147,15 @@ class Stepper:
         raise NotImplementedError
 
 
+def eq2_all_k_nll(head, features: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Eq. (2) from one pass over the longest window: 1/m sum_k E[-log T(s_{t+k}, r_{t+k} | s_t, a_{t:t+k-1})].
+    Each k is averaged over its own valid windows (weight 1/count_k), then the k plainly: a k with fewer
+    windows (short episodes) still weighs 1/m. features: (m, B, width), time-major; batch: sample_all's."""
+    valid = batch["mask"].transpose(0, 1).float()  # (m, B)
+    per_k = valid / valid.sum(1, keepdim=True).clamp_min(1.0)
+    return head.nll(features, batch["target"].transpose(0, 1), per_k)
+
+
 def check_positive(settings, *names: str) -> None:
     """A settings dataclass's check: each named field a positive number (the config error names the key)."""
     for name in names:
