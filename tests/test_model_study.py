@@ -43,3 +43,18 @@ def test_the_study_runs_end_to_end_at_the_ci_budget(tmp_path):
     assert list(recs["data"]) == ["hopper random", "hopper medium"] and recs["use"].isin(["adm", "ensemble"]).all()
     assert "Recommendations" in (out / "index.html").read_text()
     assert (out / "data" / "hopper-medium.hdf5").exists() and (out / "runs" / "hopper-medium" / "adm-s1").is_dir()
+    # one SAC run made medium and medium-replay: the replay is everything it saw (600 steps, target not reached)
+    import json
+
+    from admpo_cli.data import d4rl
+
+    med, rep = (json.loads((out / "data" / f"hopper-{q}.json").read_text()) for q in ("medium", "medium-replay"))
+    assert med["sac_curve"] == rep["sac_curve"] and rep["transitions"] == 600
+    assert len(d4rl.load_d4rl(out / "data" / "hopper-medium-replay.hdf5")) == 600
+    assert rows["data_transitions"].tolist() == [1200] * 8
+    # a second call reuses every finished run's row: the measured seconds come back unchanged
+    r = CliRunner().invoke(app, ["study-models", "--envs", "hopper", "--qualities", "random,medium", "--models",
+                                 "adm,ensemble", "--seeds", "0-1", "--budget", "ci", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    again = pd.read_csv(out / "rows.csv")
+    pd.testing.assert_frame_equal(again, rows)

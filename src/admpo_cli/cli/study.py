@@ -23,8 +23,8 @@ def study_models(
         "adm,adm-transformer,ensemble,bootrnn",
     seeds: Annotated[str, typer.Option(help="Seeds: a range 0-2 or a list 0,1.")] = "0-2",
     budget: Annotated[str, typer.Option(help="ci (seconds a run: a smoke test), preview (10k transitions, SAC 10k "
-                                             "steps, 3000 updates) or small (the quickstart sizes; SAC 30k steps for "
-                                             "the medium datasets).")] = "small",
+                                             "steps, 3000 updates) or small (the quickstart sizes; the medium data "
+                                             "from SAC trained to a third of expert, at most 200k steps).")] = "small",
     out: Annotated[Path, typer.Option(help="Study folder: data/, runs/, rows.csv, index.html.")] = Path("model-study"),
     set_: SetOpt = None, device: DeviceOpt = None,
 ) -> None:

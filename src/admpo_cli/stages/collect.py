@@ -75,49 +75,82 @@ def _train_sac(env: str, layout: str, steps: int, seed: int, target_return: floa
 def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: bool, quality: str | None,
                 target_return: float | None, train_steps: int, seed: int, device: str,
                 progress: Progress = SILENT) -> dict:
+    if quality is not None:
+        return collect_qualities(env, {quality: out}, steps, fmt, noise, target_return, train_steps, seed, device,
+                                 progress)[quality]
     layout = "neorl" if fmt == "neorl" else "d4rl"
     spec = get_spec(env, layout)
     dev = pick_device(device)
     seed_everything(seed)
-    rng = np.random.default_rng(seed)
+    _check_steps(steps)
+    pol = None
+    info: dict = {"env": spec.gym_id, "layout": spec.layout, "format": fmt}
+    if policy != "random":
+        actor, payload = load_policy(Path(policy), spec.obs_dim)
+        pol = _actor_policy(actor.to(dev), dev, noise, np.random.default_rng(seed))
+        info["policy_from"] = f"{policy} ({payload.get('algo')}, {payload.get('task')})"
+    return {**info, **_roll(spec, out, steps, pol, seed, fmt, policy, progress)}
+
+
+def _check_steps(steps: int) -> None:
     if steps <= 0:
         raise UserError("--steps: expected a positive number of transitions")
-    info: dict = {"env": spec.gym_id, "layout": spec.layout, "format": fmt}
-    pol = None
-    if quality is not None:
-        if quality not in QUALITY_FRACTION:
-            raise UserError(f"--quality: expected one of {', '.join(QUALITY_FRACTION)}, got {quality!r}")
-        if target_return is None:
-            ref = D4RL_REF.get(env)
-            if ref is None:
-                raise UserError(f"--quality for {env}: give --target-return (no reference return known)")
-            target_return = ref.random + QUALITY_FRACTION[quality] * (ref.expert - ref.random)
-        with tempfile.TemporaryDirectory(prefix="admpo-collect-") as tmp:
-            actor, real, curve = _train_sac(env, layout, train_steps, seed, target_return, device, Path(tmp),
-                                            progress)
-        info["sac_curve"] = curve
-        info["target_return"] = round(target_return, 1)
-        if quality == "medium-replay":
-            # Everything SAC saw up to the target (D4RL's medium-replay), its episode ends as they happened;
-            # the last episode is closed as a timeout.
-            n = int(real["n"])
-            timeouts = real["timeout"].numpy().copy()
-            timeouts[-1] = timeouts[-1] or not bool(real["terminal"][-1])
-            data = Transitions(*(real[k].numpy() for k in ("obs", "act", "rew", "next_obs", "terminal")), timeouts,
-                               source="collected:replay")
-            write_dataset(out, data, fmt, metadata={"policy": "sac-replay", "env": spec.gym_id})
-            info.update(transitions=n, episodes=int(data.ends.sum()))
-            return info
-        pol = _actor_policy(actor.to(dev), dev, noise, rng)
-    elif policy != "random":
-        actor, payload = load_policy(Path(policy), spec.obs_dim)
-        pol = _actor_policy(actor.to(dev), dev, noise, rng)
-        info["policy_from"] = f"{policy} ({payload.get('algo')}, {payload.get('task')})"
+
+
+def _roll(spec, out: Path, steps: int, pol, seed: int, fmt: str, label: str, progress: Progress) -> dict:
+    """`steps` transitions of `pol` (random when None) written to `out`; returns their counts and mean return."""
     with progress.task(f"collect {spec.gym_id}", total=steps) as t:
         data, qpos, qvel = collect(spec, steps, pol, seed, progress=lambda n: t.update(advance=n))
-    write_dataset(out, data, fmt, qpos, qvel, {"policy": policy if quality is None else f"sac-{quality}",
-                                               "env": spec.gym_id})
+    write_dataset(out, data, fmt, qpos, qvel, {"policy": label, "env": spec.gym_id})
     rets = data.episode_returns()
-    info.update(transitions=len(data), episodes=int(data.ends.sum()),
-                return_mean=round(float(rets.mean()), 2) if len(rets) else None, out=str(out))
-    return info
+    return {"transitions": len(data), "episodes": int(data.ends.sum()),
+            "return_mean": round(float(rets.mean()), 2) if len(rets) else None, "out": str(out)}
+
+
+def collect_qualities(env: str, outs: dict[str, Path], steps: int, fmt: str, noise: bool,
+                      target_return: float | None, train_steps: int, seed: int, device: str,
+                      progress: Progress = SILENT) -> dict[str, dict]:
+    """One SAC training to the qualities' target return feeds every file in `outs` (quality -> path): `medium`
+    and `expert` roll the trained policy out for `steps` transitions, `medium-replay` keeps everything SAC saw
+    up to the target (D4RL's medium-replay). The qualities must share one target (medium with medium-replay).
+    Returns each quality's info, with SAC's evaluation curve and the target."""
+    layout = "neorl" if fmt == "neorl" else "d4rl"
+    spec = get_spec(env, layout)
+    dev = pick_device(device)
+    seed_everything(seed)
+    _check_steps(steps)
+    for q in outs:
+        if q not in QUALITY_FRACTION:
+            raise UserError(f"--quality: expected one of {', '.join(QUALITY_FRACTION)}, got {q!r}")
+    if len({QUALITY_FRACTION[q] for q in outs}) > 1:
+        raise UserError(f"qualities {', '.join(outs)}: one SAC run serves only qualities of one target return")
+    if target_return is None:
+        ref = D4RL_REF.get(env)
+        if ref is None:
+            raise UserError(f"--quality for {env}: give --target-return (no reference return known)")
+        target_return = ref.random + QUALITY_FRACTION[next(iter(outs))] * (ref.expert - ref.random)
+    with tempfile.TemporaryDirectory(prefix="admpo-collect-") as tmp:
+        actor, real, curve = _train_sac(env, layout, train_steps, seed, target_return, device, Path(tmp), progress)
+    base = {"env": spec.gym_id, "layout": spec.layout, "format": fmt, "sac_curve": curve,
+            "target_return": round(target_return, 1)}
+    infos = {}
+    for quality, out in outs.items():
+        if quality == "medium-replay":
+            infos[quality] = {**base, **_write_replay(real, out, fmt, spec.gym_id)}
+        else:
+            pol = _actor_policy(actor.to(dev), dev, noise, np.random.default_rng(seed))
+            infos[quality] = {**base, **_roll(spec, out, steps, pol, seed, fmt, f"sac-{quality}", progress)}
+    return infos
+
+
+def _write_replay(real: dict, out: Path, fmt: str, gym_id: str) -> dict:
+    """Everything SAC saw up to the target, its episode ends as they happened; the last episode is closed as
+    a timeout."""
+    timeouts = real["timeout"].numpy().copy()
+    timeouts[-1] = timeouts[-1] or not bool(real["terminal"][-1])
+    data = Transitions(*(real[k].numpy() for k in ("obs", "act", "rew", "next_obs", "terminal")), timeouts,
+                       source="collected:replay")
+    write_dataset(out, data, fmt, metadata={"policy": "sac-replay", "env": gym_id})
+    rets = data.episode_returns()
+    return {"transitions": int(real["n"]), "episodes": int(data.ends.sum()),
+            "return_mean": round(float(rets.mean()), 2) if len(rets) else None, "out": str(out)}

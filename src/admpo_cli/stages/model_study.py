@@ -9,6 +9,7 @@ rows.csv; report/model_study.py turns the rows into the page. Finished runs and 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from ..events import SILENT, Progress
 from ..files import atomic_write_text
 from ..process import seed_everything
 from ..rundir import RunDir
-from .collect import run_collect
+from .collect import collect_qualities, run_collect
 from .evaluate import eval_compounding_stage, eval_uncertainty_stage
 from .fit import dataset_for_run, fit_model_stage, require_model
 from .train import train_stage
@@ -45,8 +46,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # fits capped at 10 epochs, 3000 ADMPO-OFF updates
     "preview": {"data_steps": 10_000, "sac_steps": 10_000, "starts": 128, "unc_starts": 64, "rollout_rows": 2000,
                 "sets": ["model.heads=4", "model.max_epochs=10", "train.epochs=6", "eval.episodes=3"]},
-    # the quickstart presets' sizes (20k transitions, ADM 2x64, 6000 SAC updates); SAC 30k steps for medium
-    "small": {"data_steps": 20_000, "sac_steps": 30_000, "starts": 256, "unc_starts": 128, "rollout_rows": 5000,
+    # the quickstart presets' sizes (20k transitions, ADM 2x64, 6000 SAC updates); medium: SAC until a third of
+    # expert (D4RL's medium level), at most 200k steps
+    "small": {"data_steps": 20_000, "sac_steps": 200_000, "starts": 256, "unc_starts": 128, "rollout_rows": 5000,
               "sets": ["model.heads=4"]},
 }
 
@@ -78,7 +80,7 @@ def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
     cells = [(e, q, k, s) for e in spec.envs for q in spec.qualities for k in spec.kinds for s in spec.seeds]
     with progress.task("model study", total=len(cells)) as bar:
         for env, quality, kind, seed in cells:
-            data = _dataset(spec, env, quality, b, progress)
+            data = _datasets(spec, env, quality, b, progress)
             rows.append(_cell(spec, env, quality, kind, seed, data, b, progress))
             frame = pd.DataFrame(rows)
             atomic_write_text(spec.out / "rows.csv", frame.to_csv(index=False))
@@ -86,12 +88,29 @@ def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
     return {**write_page(frame, spec.out, spec.budget), "rows": frame}
 
 
-def _dataset(spec: StudySpec, env: str, quality: str, b: dict, progress: Progress) -> Path:
+def _datasets(spec: StudySpec, env: str, quality: str, b: dict, progress: Progress) -> Path:
+    """The env x quality dataset under data/, collected when missing, with a JSON of how (its return, SAC's
+    curve and target). medium and medium-replay come from one SAC run (the policy it trained to a third of
+    expert, and everything it saw), so asking for one collects both."""
     path = spec.out / "data" / f"{env}-{quality}.hdf5"
-    if not path.exists():
-        run_collect(env, path, b["data_steps"], "random", "d4rl", quality != "random",
-                    None if quality == "random" else quality, None, b["sac_steps"], 0, spec.device, progress)
+    if path.exists():
+        return path
+    if quality == "random":
+        infos = {quality: run_collect(env, path, b["data_steps"], "random", "d4rl", False, None, None, 0, 0,
+                                      spec.device, progress)}
+    else:
+        outs = {q: spec.out / "data" / f"{env}-{q}.hdf5" for q in ("medium", "medium-replay")}
+        infos = collect_qualities(env, outs, b["data_steps"], "d4rl", True, None, b["sac_steps"], 0, spec.device,
+                                  progress)
+    for q, info in infos.items():
+        atomic_write_text(spec.out / "data" / f"{env}-{q}.json", json.dumps(info, indent=1, default=str))
     return path
+
+
+def data_info(out: Path, env: str, quality: str) -> dict:
+    """What _datasets recorded of a dataset: transitions, mean episode return, SAC's target; {} if unknown."""
+    f = out / "data" / f"{env}-{quality}.json"
+    return json.loads(f.read_text()) if f.exists() else {}
 
 
 def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_path: Path, b: dict,
@@ -99,6 +118,8 @@ def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_pa
     sets = [f"data.path={data_path}", "data.benchmark=d4rl", *b["sets"], *spec.extra_sets]
     cfg = resolve(f"quickstart-{env}", None, sets, {"model.kind": kind, "run.seed": seed, "run.device": spec.device})
     run = RunDir.create_or_open(spec.out / "runs" / f"{env}-{quality}" / f"{kind}-s{seed}", cfg)
+    if run.file("row.json").exists():  # a finished cell: its row, as measured then
+        return run.read_json("row.json")
     dev = pick_device(cfg.run.device)
     seed_everything(seed)
     fit = run.read_json(f"model/{kind}.json") if run.file("model", f"{kind}.pt").exists() else \
@@ -116,7 +137,15 @@ def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_pa
     from ..report.model_study import uncertainty_figures
 
     row.update(uncertainty_figures(pd.read_csv(run.file("uncertainty.csv")), kind, unc["correlations"]))
+    info = data_info(spec.out, env, quality)
+    row.update(data_transitions=info.get("transitions"), data_return=info.get("return_mean"))
+    atomic_write_text(run.file("row.json"), json.dumps(row, default=_plain))
     return row
+
+
+def _plain(x: Any) -> Any:
+    """numpy scalars in a row -> Python numbers for JSON."""
+    return x.item() if hasattr(x, "item") else str(x)
 
 
 def _rollout_rate(cfg, run: RunDir, kind: str, dev: torch.device, rows: int, horizon: int = 10) -> float:
