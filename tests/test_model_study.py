@@ -41,7 +41,9 @@ def test_the_study_runs_end_to_end_at_the_ci_budget(tmp_path):
     assert len(summary) == 4 and (summary["compounding_h1_lo"] <= summary["compounding_h1"]).all()
     recs = pd.read_csv(out / "recommendations.csv")
     assert list(recs["data"]) == ["hopper random", "hopper medium"] and recs["use"].isin(["adm", "ensemble"]).all()
-    assert "Recommendations" in (out / "index.html").read_text()
+    page = (out / "index.html").read_text()
+    assert "Recommendations" in page and "The datasets, collected locally" in page and "data:image/png" in page
+    assert (out / "study.png").stat().st_size > 1000
     assert (out / "data" / "hopper-medium.hdf5").exists() and (out / "runs" / "hopper-medium" / "adm-s1").is_dir()
     # one SAC run made medium and medium-replay: the replay is everything it saw (600 steps, target not reached)
     import json

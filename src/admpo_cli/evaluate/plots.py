@@ -128,3 +128,42 @@ def plot_profiles(taus: np.ndarray, profiles: dict, cis: dict, path: Path, xlabe
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def plot_study(summary: pd.DataFrame, path: Path, horizons: tuple[int, ...]) -> None:
+    """The model study at a glance, a column per env x data quality: compounding MSE against the horizon
+    (top, log scale) and Spearman(U, error) (bottom); each model's mean over seeds with its bootstrap 95 %
+    interval. summary: report.model_study.summarise's frame."""
+    cells = list(summary.groupby(["env", "quality"], sort=False))
+    models = list(dict.fromkeys(summary["model"]))
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    fig, axes = plt.subplots(2, len(cells), figsize=(3.4 * len(cells), 6.2), squeeze=False)
+    for j, ((env, quality), g) in enumerate(cells):
+        top, bottom = axes[0][j], axes[1][j]
+        for i, r in enumerate(g.itertuples(index=False)):
+            row = r._asdict()
+            hs = [h for h in horizons if np.isfinite(row.get(f"compounding_h{h}", np.nan))]
+            if hs:
+                mean = np.array([row[f"compounding_h{h}"] for h in hs]).clip(1e-8)
+                err = np.array([[max(row[f"compounding_h{h}"] - row[f"compounding_h{h}_lo"], 0),
+                                 max(row[f"compounding_h{h}_hi"] - row[f"compounding_h{h}"], 0)] for h in hs]).T
+                top.errorbar(hs, mean, yerr=err, marker="o", ms=3, capsize=2, color=colors[r.model], label=r.model)
+            s = row.get("spearman_pooled", np.nan)
+            if np.isfinite(s):
+                bottom.bar(i, s, color=colors[r.model],
+                           yerr=[[max(s - row["spearman_pooled_lo"], 0)], [max(row["spearman_pooled_hi"] - s, 0)]],
+                           capsize=3)
+        top.set_xscale("log")
+        top.set_yscale("log")
+        top.set_xticks(list(horizons), [str(h) for h in horizons])
+        top.set_title(f"{env} {quality}", fontsize=10)
+        top.set_xlabel("horizon H")
+        top.grid(alpha=0.3)
+        bottom.set_xticks(range(len(g)), list(g["model"]), rotation=30, fontsize=8)
+        bottom.set_ylim(min(0.0, float(np.nanmin(g["spearman_pooled"].to_numpy(float), initial=0.0))) - 0.05, 1)
+        bottom.grid(alpha=0.3, axis="y")
+    axes[0][0].set_ylabel("compounding MSE")
+    axes[1][0].set_ylabel("Spearman(U, true error)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)

@@ -3,6 +3,7 @@ bootstrap 95 % interval, and a recommendation table backed by those numbers (sta
 
 from __future__ import annotations
 
+import base64
 import html
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pandas as pd
 from ..files import atomic_write_text
 from ..registry import model as model_spec
 from .html import CSS, table
+
+HORIZONS = (1, 5, 20, 100)
 
 # (column, what it is, lower is better)
 FIGURES = [
@@ -109,12 +112,17 @@ def recommend(summary: pd.DataFrame, key: str = "compounding_h20") -> pd.DataFra
     return pd.DataFrame(recs)
 
 
-def write_page(rows: pd.DataFrame, out: Path, budget: str) -> dict:
-    """summary.csv, recommendations.csv and index.html under `out`."""
-    summary, recs = summarise(rows), None
+def write_page(rows: pd.DataFrame, out: Path, budget: str, sets: list[str] | None = None,
+               data: pd.DataFrame | None = None) -> dict:
+    """summary.csv, recommendations.csv, study.png and index.html under `out`. `sets`: the --set lines the
+    study added to its budget (shown with it); `data`: one row per dataset (how it was made)."""
+    from ..evaluate.plots import plot_study
+
+    summary = summarise(rows)
     recs = recommend(summary)
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(out / "recommendations.csv", recs.to_csv(index=False))
+    plot_study(summary, out / "study.png", HORIZONS)
     shown = []
     for col, label, _ in FIGURES:
         if col in summary:
@@ -123,12 +131,21 @@ def write_page(rows: pd.DataFrame, out: Path, budget: str) -> dict:
                         for m, lo, hi in zip(summary[col], summary[f"{col}_lo"], summary[f"{col}_hi"], strict=True)]
             shown.append(table(t, f"{label}: mean over seeds [bootstrap 95 % interval]"))
     seeds = sorted(rows["seed"].unique().tolist())
+    budget_text = budget + (f" with --set {' '.join(sets)}" if sets else "")
+    b64 = base64.b64encode((out / "study.png").read_bytes()).decode()
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>admpo model study</title><style>{CSS}"
             f"</style></head><body><h1>Which dynamics model for which data</h1><p class='meta'>budget "
-            f"{html.escape(budget)}; seeds {seeds}; {len(rows)} runs. Uncertainty: each model's own quantifier "
+            f"{html.escape(budget_text)}; seeds {seeds}; {len(rows)} runs. Uncertainty: each model's own quantifier "
             "(ADM: the authors' formula; ensemble and bootstrapping RNN: max aleatoric) against the simulator's "
-            "true error of the predicted next state.</p><h2>Recommendations</h2>"
-            + table(recs, "the lowest compounding error at H = 20, with the figures that back it") + "<h2>Figures</h2>"
-            + "".join(shown) + "</body></html>")
+            "true error of the predicted next state.</p>"
+            + (table(data, "The datasets, collected locally (normalised: 0 = random, 100 = D4RL expert)")
+               if data is not None and len(data) else "")
+            + "<h2>Recommendations</h2>"
+            + table(recs, "the lowest compounding error at H = 20, with the figures that back it")
+            + f"<figure><img alt='the study at a glance' src='data:image/png;base64,{b64}'><figcaption><strong>"
+              "At a glance.</strong> Top: compounding MSE against the horizon (log-log); bottom: Spearman "
+              "correlation of the model's uncertainty with its true error. Mean over seeds, bootstrap 95 % "
+              "interval.</figcaption></figure>"
+            + "<h2>Figures</h2>" + "".join(shown) + "</body></html>")
     atomic_write_text(out / "index.html", page)
     return {"summary": summary, "recommendations": recs, "page": out / "index.html"}

@@ -20,11 +20,13 @@ import pandas as pd
 import torch
 
 from ..config import resolve
+from ..data.scores import D4RL_REF, normalized_score
 from ..device import pick_device
 from ..errors import UserError
 from ..events import SILENT, Progress
 from ..files import atomic_write_text
 from ..process import seed_everything
+from ..report.model_study import HORIZONS, uncertainty_figures, write_page
 from ..rundir import RunDir
 from .collect import collect_qualities, run_collect
 from .evaluate import eval_compounding_stage, eval_uncertainty_stage
@@ -32,7 +34,6 @@ from .fit import dataset_for_run, fit_model_stage, require_model
 from .train import train_stage
 
 QUALITIES = ("random", "medium", "medium-replay")
-HORIZONS = (1, 5, 20, 100)
 
 # Named budgets: the data size, SAC's steps for the medium datasets, and --set lines for fit and training.
 _TINY_MODELS = ["model.hidden=16", "model.layers=1", "model.heads=2", "model.head_blocks=1", "model.ensemble_size=3",
@@ -68,8 +69,6 @@ class StudySpec:
 def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
     """Every env x quality x kind x seed: rows.csv (one row per run), then the page (summary.csv,
     recommendations.csv, index.html) under spec.out; returns report.model_study.write_page's result."""
-    from ..report.model_study import write_page
-
     if spec.budget not in BUDGETS:
         raise UserError(f"--budget {spec.budget}: expected one of {', '.join(BUDGETS)}")
     bad = [q for q in spec.qualities if q not in QUALITIES]
@@ -85,7 +84,7 @@ def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
             frame = pd.DataFrame(rows)
             atomic_write_text(spec.out / "rows.csv", frame.to_csv(index=False))
             bar.update(advance=1, info=f"{env} {quality} {kind} s{seed}")
-    return {**write_page(frame, spec.out, spec.budget), "rows": frame}
+    return {**write_page(frame, spec.out, spec.budget, spec.extra_sets, _data_table(spec)), "rows": frame}
 
 
 def _datasets(spec: StudySpec, env: str, quality: str, b: dict, progress: Progress) -> Path:
@@ -134,13 +133,30 @@ def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_pa
     own = comp[comp["model"].isin([kind, f"{kind} (random k)"])].set_index("horizon")
     for h in HORIZONS:
         row[f"compounding_h{h}"] = float(own.loc[h, "mse_mean"]) if h in own.index else np.nan
-    from ..report.model_study import uncertainty_figures
-
     row.update(uncertainty_figures(pd.read_csv(run.file("uncertainty.csv")), kind, unc["correlations"]))
     info = data_info(spec.out, env, quality)
     row.update(data_transitions=info.get("transitions"), data_return=info.get("return_mean"))
     atomic_write_text(run.file("row.json"), json.dumps(row, default=_plain))
     return row
+
+
+def _data_table(spec: StudySpec) -> pd.DataFrame:
+    """One row per dataset of the study: its size, mean episode return (raw and normalised) and, for the SAC
+    datasets, the target and the steps SAC took."""
+    recs = []
+    for env in spec.envs:
+        ref = D4RL_REF.get(env)
+        for quality in spec.qualities:
+            info = data_info(spec.out, env, quality)
+            if not info:
+                continue
+            ret, curve = info.get("return_mean"), info.get("sac_curve") or []
+            recs.append({"env": env, "quality": quality, "transitions": info.get("transitions"),
+                         "episodes": info.get("episodes"), "mean return": ret,
+                         "normalised": normalized_score(ret, ref) if ret is not None else None,
+                         "SAC target": info.get("target_return"), "SAC steps": curve[-1][0] if curve else None,
+                         "SAC last eval": curve[-1][1] if curve else None})
+    return pd.DataFrame(recs)
 
 
 def _plain(x: Any) -> Any:
