@@ -156,7 +156,10 @@ def _data_table(spec: StudySpec) -> pd.DataFrame:
                          "normalised": normalized_score(ret, ref) if ret is not None else None,
                          "SAC target": info.get("target_return"), "SAC steps": curve[-1][0] if curve else None,
                          "SAC last eval": curve[-1][1] if curve else None})
-    return pd.DataFrame(recs)
+    frame = pd.DataFrame(recs)
+    if len(frame):  # counts stay integers where the random datasets have none
+        frame["SAC steps"] = pd.Series([None if pd.isna(x) else int(x) for x in frame["SAC steps"]], dtype=object)
+    return frame
 
 
 def _plain(x: Any) -> Any:
