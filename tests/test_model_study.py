@@ -60,3 +60,29 @@ def test_the_study_runs_end_to_end_at_the_ci_budget(tmp_path):
     assert r.exit_code == 0, r.output
     again = pd.read_csv(out / "rows.csv")
     pd.testing.assert_frame_equal(again, rows)
+
+
+@pytest.mark.slow
+def test_workers_give_the_rows_of_one_process(tmp_path):
+    import torch
+
+    args = ["study-models", "--envs", "hopper", "--qualities", "random", "--models", "adm", "--seeds", "0-1",
+            "--budget", "ci"]
+    r = CliRunner().invoke(app, [*args, "--workers", "2", "--out", str(tmp_path / "par")])
+    assert r.exit_code == 0, r.output
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))  # each worker's share, so that the arithmetic is the same
+    try:
+        r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "seq")])
+    finally:
+        torch.set_num_threads(threads)
+    assert r.exit_code == 0, r.output
+    par, seq = (pd.read_csv(tmp_path / d / "rows.csv") for d in ("par", "seq"))
+    clock = ["fit_s", "fit_steps_per_s", "rollout_tps"]
+    assert len(par) == 2 and par["compounding_h5"].notna().all()
+    pd.testing.assert_frame_equal(par.drop(columns=clock), seq.drop(columns=clock))
+    # a bad value fails inside a worker and comes back as the one-line error, exit 2
+    r = CliRunner().invoke(app, [*args, "--workers", "2", "--out", str(tmp_path / "bad"), "--set", "model.m=zero"])
+    assert r.exit_code == 2 and "model.m" in r.output and "Traceback" not in r.output, r.output
+    r = CliRunner().invoke(app, [*args, "--workers", "0", "--out", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "--workers" in r.output

@@ -26,6 +26,8 @@ def study_models(
                                              "steps, 3000 updates) or small (the quickstart sizes; the medium data "
                                              "from SAC trained to a third of expert, at most 200k steps).")] = "small",
     out: Annotated[Path, typer.Option(help="Study folder: data/, runs/, rows.csv, index.html.")] = Path("model-study"),
+    workers: Annotated[int, typer.Option(help="Processes: the runs spread over them (datasets one env each), "
+                                              "the torch threads shared out.")] = 1,
     set_: SetOpt = None, device: DeviceOpt = None,
 ) -> None:
     """Which dynamics model for which data: locally collected datasets of three qualities, each model kind
@@ -37,7 +39,7 @@ def study_models(
 
     spec = StudySpec([e.strip() for e in envs.split(",")], [q.strip() for q in qualities.split(",")],
                      [m.strip() for m in models.split(",")], parse_seeds(seeds), out, budget, device or "auto",
-                     list(set_ or []))
+                     list(set_ or []), workers)
     res = model_study_stage(spec, RichProgress())
     for r in res["recommendations"].itertuples(index=False):
         console.print(f"[bold]{r.data}[/bold]: {r.use} — {r.because}")

@@ -10,7 +10,9 @@ rows.csv; report/model_study.py turns the rows into the page. Finished runs and 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ class StudySpec:
     budget: str = "small"
     device: str = "auto"
     extra_sets: list[str] = field(default_factory=list)
+    workers: int = 1  # processes; the machine's torch threads are shared out among them
 
 
 def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
@@ -74,17 +77,61 @@ def model_study_stage(spec: StudySpec, progress: Progress = SILENT) -> dict:
     bad = [q for q in spec.qualities if q not in QUALITIES]
     if bad:
         raise UserError(f"--qualities: {bad[0]!r} is not one of {', '.join(QUALITIES)}")
+    if spec.workers < 1:
+        raise UserError(f"--workers {spec.workers}: expected 1 or more")
     b = BUDGETS[spec.budget]
     rows = []
     cells = [(e, q, k, s) for e in spec.envs for q in spec.qualities for k in spec.kinds for s in spec.seeds]
-    with progress.task("model study", total=len(cells)) as bar:
-        for env, quality, kind, seed in cells:
-            data = _datasets(spec, env, quality, b, progress)
-            rows.append(_cell(spec, env, quality, kind, seed, data, b, progress))
-            frame = pd.DataFrame(rows)
-            atomic_write_text(spec.out / "rows.csv", frame.to_csv(index=False))
-            bar.update(advance=1, info=f"{env} {quality} {kind} s{seed}")
+    if spec.workers > 1:
+        _in_parallel(spec, cells, b, progress)
+        frame = pd.DataFrame([json.loads((_run_path(spec, *cell) / "row.json").read_text()) for cell in cells])
+        atomic_write_text(spec.out / "rows.csv", frame.to_csv(index=False))
+    else:
+        with progress.task("model study", total=len(cells)) as bar:
+            for env, quality, kind, seed in cells:
+                data = _datasets(spec, env, quality, b, progress)
+                rows.append(_cell(spec, env, quality, kind, seed, data, b, progress))
+                frame = pd.DataFrame(rows)
+                atomic_write_text(spec.out / "rows.csv", frame.to_csv(index=False))
+                bar.update(advance=1, info=f"{env} {quality} {kind} s{seed}")
     return {**write_page(frame, spec.out, spec.budget, spec.extra_sets, _data_table(spec)), "rows": frame}
+
+
+def _in_parallel(spec: StudySpec, cells: list[tuple], b: dict, progress: Progress) -> None:
+    """The study's work in `spec.workers` processes (spawned, each with its share of the torch threads): first
+    the datasets, one task per env (its SAC run feeds two of them), then one task per run."""
+    threads = max(1, torch.get_num_threads() // spec.workers)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=torch.set_num_threads,
+                             initargs=(threads,)) as pool:
+        try:
+            _submit_all(pool, spec, cells, b, threads, progress)
+        except BaseException:  # the first failure (a UserError comes back whole) ends the study: drop the rest
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _submit_all(pool: ProcessPoolExecutor, spec: StudySpec, cells: list[tuple], b: dict, threads: int,
+                progress: Progress) -> None:
+    with progress.task("datasets", total=len(spec.envs)) as bar:
+        for f in as_completed([pool.submit(_env_datasets, spec, env, b) for env in spec.envs]):
+            bar.update(advance=1, info=f.result())
+    with progress.task(f"model study, {spec.workers} workers x {threads} threads", total=len(cells)) as bar:
+        jobs = {pool.submit(_cell_job, spec, cell, b): cell for cell in cells}
+        for f in as_completed(jobs):
+            f.result()
+            bar.update(advance=1, info=" ".join(map(str, jobs[f])))
+
+
+def _env_datasets(spec: StudySpec, env: str, b: dict) -> str:
+    for quality in spec.qualities:
+        _datasets(spec, env, quality, b, SILENT)
+    return env
+
+
+def _cell_job(spec: StudySpec, cell: tuple, b: dict) -> None:
+    env, quality, kind, seed = cell
+    _cell(spec, env, quality, kind, seed, spec.out / "data" / f"{env}-{quality}.hdf5", b, SILENT)
 
 
 def _datasets(spec: StudySpec, env: str, quality: str, b: dict, progress: Progress) -> Path:
@@ -112,11 +159,15 @@ def data_info(out: Path, env: str, quality: str) -> dict:
     return json.loads(f.read_text()) if f.exists() else {}
 
 
+def _run_path(spec: StudySpec, env: str, quality: str, kind: str, seed: int) -> Path:
+    return spec.out / "runs" / f"{env}-{quality}" / f"{kind}-s{seed}"
+
+
 def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_path: Path, b: dict,
           progress: Progress) -> dict:
     sets = [f"data.path={data_path}", "data.benchmark=d4rl", *b["sets"], *spec.extra_sets]
     cfg = resolve(f"quickstart-{env}", None, sets, {"model.kind": kind, "run.seed": seed, "run.device": spec.device})
-    run = RunDir.create_or_open(spec.out / "runs" / f"{env}-{quality}" / f"{kind}-s{seed}", cfg)
+    run = RunDir.create_or_open(_run_path(spec, env, quality, kind, seed), cfg)
     if run.file("row.json").exists():  # a finished cell: its row, as measured then
         return run.read_json("row.json")
     dev = pick_device(cfg.run.device)
