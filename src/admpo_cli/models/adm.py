@@ -12,51 +12,27 @@ import torch
 
 from ..kernels import use_for
 from ..registry import ModelSpec
-from .base import RecurrentModel, RecurrentSettings, Stepper, eq2_all_k_nll, masked_mse_per_position
+from .base import AnyStepModel, RecurrentModel, RecurrentSettings, Stepper
 
 # ADM's own keys: the GRU backbone's (hidden, layers, head_blocks, dropout)
 ADMSettings = RecurrentSettings
 
 
-class ADM(RecurrentModel):
+class ADM(AnyStepModel, RecurrentModel):
     kind = "adm"
-
-    def steps_per_epoch(self, windows: int, batch_size: int, k_sampling: str) -> int:
-        """The authors' code draws one k per minibatch and takes m times as many minibatches an epoch."""
-        return super().steps_per_epoch(windows, batch_size, k_sampling) * (self.m if k_sampling == "one" else 1)
-
-    def compounding_variants(self) -> list[tuple[str, int | None]]:
-        """Figure 2: random backtracking, and always the longest or the shortest k."""
-        return [(" (random k)", None), (f" (k={self.m})", self.m - 1), (" (k=1)", 0)]
 
     def forward(self, s0: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j is the (j+1)-step
         prediction."""
-        mean, logvar = self.head(self.features(s0, actions))
+        mean, logvar = self.head(self.features_by_k(s0, actions))
         return mean.transpose(0, 1), logvar.transpose(0, 1)
 
-    def features(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def features_by_k(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The GRU's outputs (L, B, hidden), time-major: the head runs on them as they are and the (B, L)
         views are taken at the end, at no cost."""
         L = actions.shape[1]
         x = torch.cat([self.norm.obs(s0)[None].expand(L, -1, -1), self.norm.act(actions.transpose(0, 1))], -1)
         return self.run_gru(x.to(self.dtype))
-
-    def train_loss(self, sampler, batch_size, k_sampling, gen):
-        if k_sampling == "all":
-            b = sampler.sample_all(batch_size)  # Eq. (2), every k from one GRU pass
-            loss = eq2_all_k_nll(self.head, self.features(b["s0"], b["actions"]), b)
-        else:
-            # Authors' code: one k per minibatch.
-            k = int(torch.randint(1, self.m + 1, (1,), generator=gen))
-            b = sampler.sample_k(k, batch_size)
-            loss = self.head.nll(self.features(b["s0"], b["actions"])[-1], b["target"][:, -1])
-        return loss + self.head.bound_penalty()
-
-    @torch.no_grad()
-    def holdout_mse(self, batch):
-        mean, _ = self(batch["s0"], batch["actions"])
-        return masked_mse_per_position(mean, batch["target"], batch["mask"])
 
     def stepper(self, dropout_at_inference: bool = False) -> ADMStepper:
         return ADMStepper(self, dropout_at_inference)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import ModelSpec
-from .base import DynamicsModel, Stepper, check_positive, eq2_all_k_nll, masked_mse_per_position
+from .base import AnyStepModel, Stepper, check_positive
 from .head import GaussianHead
 
 
@@ -44,7 +44,7 @@ class TransformerSettings:
             raise ValueError(f"model.heads: must divide model.hidden ({self.hidden}), got {self.heads}")
 
 
-class ADMTransformer(DynamicsModel):
+class ADMTransformer(AnyStepModel):
     kind = "adm-transformer"
 
     def __init__(self, obs_dim: int, act_dim: int, m: int = 5, hidden: int = 200, layers: int = 3, heads: int = 4,
@@ -79,26 +79,8 @@ class ADMTransformer(DynamicsModel):
         """s0 (B, obs), actions (B, L, act) -> mean, logvar (B, L, obs+1); position j the (j+1)-step prediction."""
         return self.head(self.features(s0, actions))
 
-    def steps_per_epoch(self, windows: int, batch_size: int, k_sampling: str) -> int:
-        return super().steps_per_epoch(windows, batch_size, k_sampling) * (self.m if k_sampling == "one" else 1)
-
-    def compounding_variants(self) -> list[tuple[str, int | None]]:
-        return [(" (random k)", None), (f" (k={self.m})", self.m - 1), (" (k=1)", 0)]
-
-    def train_loss(self, sampler, batch_size, k_sampling, gen):
-        if k_sampling == "all":  # Eq. (2), every k from one pass
-            b = sampler.sample_all(batch_size)
-            loss = eq2_all_k_nll(self.head, self.features(b["s0"], b["actions"]).transpose(0, 1), b)
-        else:  # one k per minibatch (the authors' code for the GRU)
-            k = int(torch.randint(1, self.m + 1, (1,), generator=gen))
-            b = sampler.sample_k(k, batch_size)
-            loss = self.head.nll(self.features(b["s0"], b["actions"])[:, -1], b["target"][:, -1])
-        return loss + self.head.bound_penalty()
-
-    @torch.no_grad()
-    def holdout_mse(self, batch):
-        mean, _ = self(batch["s0"], batch["actions"])
-        return masked_mse_per_position(mean, batch["target"], batch["mask"])
+    def features_by_k(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.features(s0, actions).transpose(0, 1)
 
     def stepper(self, dropout_at_inference: bool = False) -> Stepper:
         return TransformerStepper(self, dropout_at_inference)
@@ -152,9 +134,13 @@ class TransformerStepper(Stepper):
         mdl, m = self.model, self.model.m
         H, L = mdl.hidden, mdl.n_layers
         self.S = like.new_zeros(m, B, mdl.obs_dim)  # each window's start state, ring slot = opening step % m
-        self.opened = [-1] * m  # the step each slot was opened at
         self.Kc = like.new_zeros(L, m, B, m, H)  # keys per layer, slot, row, position in the window
         self.Vc = like.new_zeros(L, m, B, m, H)
+        # by_k[j]: the slots in k order when slot j was opened last (the window opened k-1 steps ago is slot
+        # (j - k + 1) mod m, and its new token sits at position k-1); on the device, so a step indexes without
+        # a host-to-device copy
+        j, k = torch.arange(m, device=like.device)[:, None], torch.arange(m, device=like.device)[None, :]
+        self.by_k, self.positions = (j - k) % m, torch.arange(m, device=like.device)
         self.g = 0
 
     def start(self, hist_obs, hist_act):
@@ -162,50 +148,46 @@ class TransformerStepper(Stepper):
         for i in range(hist_obs.shape[1]):
             self._advance(hist_obs[:, i], hist_act[:, i])
 
-    def _advance(self, obs, act) -> tuple[torch.Tensor, list[int]]:
+    def _advance(self, obs, act) -> tuple[torch.Tensor, torch.Tensor]:
         """Open a window at obs; feed act to every open window -> the last layer's new token per open window
-        (n_open, B, H) and the slots in k order (the window opened now first)."""
+        (n_open, B, H) and those windows' start states (n_open, B, obs), in k order (the window opened now first)."""
         mdl, m = self.model, self.model.m
         if self.g == 0 or self.S.shape[1] != obs.shape[0]:
             self._alloc(obs.shape[0], obs)
-        j = self.g % m
-        self.S[j], self.opened[j] = obs, self.g
-        slots = [(j - i) % m for i in range(min(self.g + 1, m))]  # k = 1, 2, ... (opened 0, 1, ... steps ago)
-        pos = [self.g - self.opened[s] for s in slots]  # the new token's position in each window
+        j, n = self.g % m, min(self.g + 1, m)
+        self.S[j] = obs
+        slots, pos = self.by_k[j, :n], self.positions[:n]  # k = 1..n; the new token's position in each window
         s0 = self.S[slots]  # (n, B, obs)
-        n, B = s0.shape[:2]
         x = torch.cat([mdl.norm.obs(s0), mdl.norm.act(act)[None].expand(n, -1, -1)], -1)
-        x = mdl.embed(x) + mdl.pos[torch.tensor(pos, device=x.device)][:, None]
+        x = mdl.embed(x) + mdl.pos[pos][:, None]
         for layer, blk in enumerate(mdl.blocks.layers):
             x = x + self._attend(blk, blk.norm1(x), layer, slots, pos)
             x = x + blk.linear2(F.gelu(blk.linear1(blk.norm2(x))))
         self.g += 1
-        return mdl.final_norm(x), slots
+        return mdl.final_norm(x), s0
 
-    def _attend(self, blk, h: torch.Tensor, layer: int, slots: list[int], pos: list[int]) -> torch.Tensor:
+    def _attend(self, blk, h: torch.Tensor, layer: int, s_t: torch.Tensor, p_t: torch.Tensor) -> torch.Tensor:
         """Self-attention of each window's new token over its cached tokens and itself, for all windows in one
         batched product (a window's positions after its newest token hold stale keys and are masked)."""
         attn, H, nh, m = blk.self_attn, self.model.hidden, self.model.heads, self.model.m
         q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).split(H, -1)  # (n, B, H) each
         n, B, dh = h.shape[0], h.shape[1], H // nh
-        s_t = torch.tensor(slots, device=h.device)
-        p_t = torch.tensor(pos, device=h.device)
         self.Kc[layer][s_t, :, p_t] = k
         self.Vc[layer][s_t, :, p_t] = v
         keys = self.Kc[layer][s_t].view(n, B, m, nh, dh).permute(0, 1, 3, 4, 2)  # (n, B, nh, dh, m)
         vals = self.Vc[layer][s_t].view(n, B, m, nh, dh).transpose(2, 3)  # (n, B, nh, m, dh)
         scores = (q.view(n, B, nh, 1, dh) @ keys) / math.sqrt(dh)  # (n, B, nh, 1, m)
-        later = torch.arange(m, device=h.device) > p_t[:, None]  # (n, m): not yet seen by that window
+        later = self.positions > p_t[:, None]  # (n, m): not yet seen by that window
         scores = scores.masked_fill(later[:, None, None, None, :], float("-inf"))
         return attn.out_proj((scores.softmax(-1) @ vals).reshape(n, B, H))
 
     @torch.no_grad()
     def step(self, obs, act):
         mdl, d = self.model, self.model.obs_dim
-        x, slots = self._advance(obs, act)
+        x, s0 = self._advance(obs, act)
         mean, logvar = mdl.head(x)  # (n, B, D), k = 1..n
         mean = mean.float()
-        mean[..., :d] += self.S[slots]
+        mean[..., :d] += s0
         return mean.transpose(0, 1), logvar.float().exp().transpose(0, 1)
 
     def keep(self, idx):

@@ -121,6 +121,43 @@ class RecurrentModel(DynamicsModel):
         return gru_forward(self.gru, x)
 
 
+class AnyStepModel(DynamicsModel):
+    """What the any-step models (ADM over a GRU, over a Transformer) share: the k-step window is a prefix of
+    the m-step one, so one pass over m steps gives every k in [1, m] (`features_by_k`); fitting is Eq. (2) over
+    all k at once, or the authors' one k per minibatch; Figure 2 compares random backtracking with a fixed k."""
+
+    m: int
+    head: GaussianHead
+
+    def features_by_k(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """s0 (B, obs), actions (B, L, act) -> (L, B, width), time-major: position k-1 is the k-step feature."""
+        raise NotImplementedError
+
+    def steps_per_epoch(self, windows: int, batch_size: int, k_sampling: str) -> int:
+        """The authors' code draws one k per minibatch and takes m times as many minibatches an epoch."""
+        return super().steps_per_epoch(windows, batch_size, k_sampling) * (self.m if k_sampling == "one" else 1)
+
+    def compounding_variants(self) -> list[tuple[str, int | None]]:
+        """Figure 2: random backtracking, and always the longest or the shortest k."""
+        return [(" (random k)", None), (f" (k={self.m})", self.m - 1), (" (k=1)", 0)]
+
+    def train_loss(self, sampler, batch_size, k_sampling, gen):
+        if k_sampling == "all":
+            b = sampler.sample_all(batch_size)  # Eq. (2), every k from one pass
+            loss = eq2_all_k_nll(self.head, self.features_by_k(b["s0"], b["actions"]), b)
+        else:
+            # Authors' code: one k per minibatch.
+            k = int(torch.randint(1, self.m + 1, (1,), generator=gen))
+            b = sampler.sample_k(k, batch_size)
+            loss = self.head.nll(self.features_by_k(b["s0"], b["actions"])[-1], b["target"][:, -1])
+        return loss + self.head.bound_penalty()
+
+    @torch.no_grad()
+    def holdout_mse(self, batch):
+        mean, _ = self(batch["s0"], batch["actions"])
+        return masked_mse_per_position(mean, batch["target"], batch["mask"])
+
+
 class Stepper:
     """Advances B imagined rows one step at a time; `keep` drops finished rows.
 
