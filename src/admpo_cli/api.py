@@ -134,15 +134,6 @@ def random_policy(act_dim: int, seed: int = 0) -> Policy:
     return lambda o: (torch.rand(o.shape[0], act_dim, generator=gen) * 2 - 1).to(o.device)
 
 
-def _starts(model, data, n_starts: int, seed: int, device):
-    from .data.dataset import rollout_starts, start_windows
-
-    pool = rollout_starts(data, model.context)
-    rows = np.random.default_rng(seed).choice(pool, size=min(n_starts, len(pool)), replace=False)
-    obs, act = torch.as_tensor(data.observations, device=device), torch.as_tensor(data.actions, device=device)
-    return start_windows(obs, act, torch.as_tensor(rows, device=device), model.context)
-
-
 def rollout(model, policy: Policy, data, horizon: int, n_starts: int = 1000, seed: int = 0, uncertainty: str = "auto",
             beta: float = 0.0, k_mode: str = "batch", termination: str | Callable | None = None,
             device: torch.device | str = "cpu"):
@@ -150,16 +141,17 @@ def rollout(model, policy: Policy, data, horizon: int, n_starts: int = 1000, see
     `policy` with random backtracking (one k per step for the batch, or per row with k_mode="row"), rewards
     r - beta * U. `termination`: an env name ("hopper") or a function of next states (default: none ends).
     Returns models.rollout.Rollout (obs, act, rew, raw_rew, next_obs, done, unc, rows, steps)."""
+    from .data.dataset import sample_start_windows
     from .envs.registry import get_spec
-    from .envs.termination import termination_fn
+    from .envs.termination import never, termination_fn
     from .models.rollout import rollout as algorithm_1
     from .registry import uncertainty_for
 
     model = model.to(device).eval()
     if isinstance(termination, str):
         termination = termination_fn(get_spec(termination))
-    term = termination or (lambda o: torch.zeros(o.shape[0], dtype=torch.bool, device=o.device))
-    w = _starts(model, data, n_starts, seed, device)
+    term = termination or never
+    _, w = sample_start_windows(data, model.context, n_starts, np.random.default_rng(seed), device)
     gen = torch.Generator(device=device).manual_seed(seed)
     return algorithm_1(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, term,
                        uncertainty_for(model.kind, uncertainty), beta, k_mode, 4096, gen)
@@ -170,16 +162,13 @@ def uncertainty(model, data, formula: str = "paper", n_starts: int = 1000, seed:
     """The model's uncertainty about the next step from `n_starts` real start windows of `data`, taking the
     data's own next actions (or `actions`, (n, act)): "paper" is Eq. (4), "authors" the formula of the
     authors' code; "max_aleatoric" and "ensemble_std" for the ensemble. Returns (n,)."""
+    from .data.dataset import sample_start_windows
     from .models.uncertainty import quantify
 
     model = model.to(device).eval()
-    w = _starts(model, data, n_starts, seed, device)
-    if actions is None:
-        from .data.dataset import rollout_starts
-
-        pool = rollout_starts(data, model.context)
-        rows = np.random.default_rng(seed).choice(pool, size=min(n_starts, len(pool)), replace=False)
-        actions = torch.as_tensor(data.actions[rows], device=device)
+    rows, w = sample_start_windows(data, model.context, n_starts, np.random.default_rng(seed), device)
+    if actions is None:  # the data's own next actions, at the start states
+        actions = torch.as_tensor(data.actions, device=device)[rows]
     stepper = model.stepper()
     with torch.no_grad():
         stepper.start(w["hist_obs"], w["hist_act"])

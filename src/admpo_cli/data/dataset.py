@@ -274,6 +274,16 @@ def rollout_starts(data: Transitions, m: int) -> np.ndarray:
     return np.flatnonzero(steps_from_start(data.ends) >= m - 1)
 
 
+def sample_start_windows(data: Transitions, m: int, n: int, rng: np.random.Generator, device,
+                         replace: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """n rows drawn by `rng` from `rollout_starts` (without replacement: at most all of them) and their real
+    start windows (`start_windows`), on `device`."""
+    pool = rollout_starts(data, m)
+    rows = torch.as_tensor(rng.choice(pool, size=n if replace else min(n, len(pool)), replace=replace), device=device)
+    return rows, start_windows(torch.as_tensor(data.observations, device=device),
+                               torch.as_tensor(data.actions, device=device), rows, m)
+
+
 def start_windows(obs: torch.Tensor, act: torch.Tensor, rows: torch.Tensor, m: int) -> dict[str, torch.Tensor]:
     """Real windows (s_1, a_1, ..., s_{m-1}, a_{m-1}, s_m) ending at state obs[rows] (rows from
     `rollout_starts`): what a model's stepper is started with before it imagines from s_m."""

@@ -15,6 +15,11 @@ from .registry import EnvSpec
 TerminationFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def never(o: torch.Tensor) -> torch.Tensor:
+    """No next state ends an episode (roll-outs that measure the model, not a task)."""
+    return torch.zeros(o.shape[0], dtype=torch.bool, device=o.device)
+
+
 def _finite(o: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(o).all(-1)
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import Transitions, holdout_mask, start_windows, steps_from_start, steps_to_end
+from ..envs.termination import never
 from ..errors import UserError
 from ..models.base import DynamicsModel
 from ..models.rollout import rollout
@@ -74,10 +75,6 @@ def compounding_curves(model: DynamicsModel, data: Transitions, starts: Starts, 
     fut = (rows[:, None] + torch.arange(horizon, device=device)).clamp_max(n - 1)
     valid = torch.arange(horizon, device=device)[None, :] < torch.as_tensor(starts.remaining, device=device)[:, None]
     gen = torch.Generator(device=device).manual_seed(seed)
-
-    def never(o):
-        return torch.zeros(o.shape[0], dtype=torch.bool, device=o.device)
-
     ro = rollout(model, lambda o: o, w["hist_obs"], w["hist_act"], w["obs"], horizon, never, "none", 0.0, k_mode,
                  chunk_size=4096, generator=gen, fixed_index=fixed_index, actions=act[fut], sample=False,
                  dropout_at_inference=dropout_at_inference)

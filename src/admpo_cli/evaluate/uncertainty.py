@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from .. import registry
-from ..data.dataset import Transitions, rollout_starts, start_windows
+from ..data.dataset import Transitions, sample_start_windows
 from ..envs.oracle import SimulatorOracle
 from ..envs.registry import EnvSpec
 from ..envs.termination import termination_fn
@@ -28,11 +28,7 @@ def imagined_pairs(model: DynamicsModel, data: Transitions, policy, spec: EnvSpe
     """Roll the policy out in the model; one row per imagined (s, a) with every quantifier of the model
     Also returns the pairs' states, actions and the model's predicted next states (the mean of the
     candidate each row was sampled from), for the simulator to score."""
-    rng = np.random.default_rng(seed)
-    pool = rollout_starts(data, model.context)
-    rows = torch.as_tensor(rng.choice(pool, size=min(n_starts, len(pool)), replace=False), device=device)
-    w = start_windows(torch.as_tensor(data.observations, device=device),
-                      torch.as_tensor(data.actions, device=device), rows, model.context)
+    _, w = sample_start_windows(data, model.context, n_starts, np.random.default_rng(seed), device)
     gen = torch.Generator(device=device).manual_seed(seed)
     qs = quantifiers(model.kind)
     ro = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, termination_fn(spec), qs[0], 0.0,

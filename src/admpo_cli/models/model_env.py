@@ -23,7 +23,7 @@ import torch
 
 from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..envs.registry import EnvSpec
-from ..envs.termination import termination_fn
+from ..envs.termination import never, termination_fn
 from .base import DynamicsModel
 from .uncertainty import quantify
 
@@ -48,8 +48,7 @@ class ModelEnv(gym.Env):
         self.beta, self.uncertainty, self.sample, self.dropout = beta, uncertainty, sample, dropout
         self.max_episode_steps = max_episode_steps
         if termination is None:
-            termination = termination_fn(spec) if spec is not None else (
-                lambda o: torch.zeros(o.shape[0], dtype=torch.bool, device=o.device))
+            termination = termination_fn(spec) if spec is not None else never
         self.termination = termination
         self.obs_all = torch.as_tensor(data.observations, device=self.device)
         self.act_all = torch.as_tensor(data.actions, device=self.device)
@@ -60,6 +59,7 @@ class ModelEnv(gym.Env):
         self.action_space = gym.spaces.Box(-1.0, 1.0, (model.act_dim,), np.float32)
         self.gen = torch.Generator(device=self.device)
         self._stepper = None
+        self._candidates: torch.Tensor | None = None
         self._obs: torch.Tensor | None = None
         self._t = 0
 
@@ -73,6 +73,7 @@ class ModelEnv(gym.Env):
         w = start_windows(self.obs_all, self.act_all, torch.tensor([row], device=self.device), self.model.context)
         self._stepper = self.model.stepper(self.dropout)
         self._stepper.start(w["hist_obs"], w["hist_act"])
+        self._candidates = self._stepper.candidates.to(self.device)
         self._obs, self._t = w["obs"], 0
         return self._obs[0].cpu().numpy().astype(np.float32), {"start_row": row}
 
@@ -82,7 +83,7 @@ class ModelEnv(gym.Env):
             raise RuntimeError("ModelEnv.step before reset")
         act = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device).reshape(1, -1)
         mean, var = self._stepper.step(self._obs, act)  # (1, K, obs + 1): every candidate's prediction
-        cand = self._stepper.candidates.to(self.device)
+        cand = self._candidates
         k = cand[torch.randint(len(cand), (1,), device=self.device, generator=self.gen)]  # Algorithm 1
         mu, v = mean[0, k], var[0, k]
         draw = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=self.gen) if self.sample else mu

@@ -44,7 +44,7 @@ def table(df: pd.DataFrame, caption: str = "", index: str | None = None) -> str:
 
 
 def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
         return "–"
     if isinstance(v, float):
         return f"{v:.1f}"

@@ -102,6 +102,11 @@ def _roll(spec, out: Path, steps: int, pol, seed: int, fmt: str, label: str, pro
     with progress.task(f"collect {spec.gym_id}", total=steps) as t:
         data, qpos, qvel = collect(spec, steps, pol, seed, progress=lambda n: t.update(advance=n))
     write_dataset(out, data, fmt, qpos, qvel, {"policy": label, "env": spec.gym_id})
+    return _written(data, out)
+
+
+def _written(data: Transitions, out: Path) -> dict:
+    """What a collect reports of the file it wrote: counts and the mean episode return."""
     rets = data.episode_returns()
     return {"transitions": len(data), "episodes": int(data.ends.sum()),
             "return_mean": round(float(rets.mean()), 2) if len(rets) else None, "out": str(out)}
@@ -151,6 +156,4 @@ def _write_replay(real: dict, out: Path, fmt: str, gym_id: str) -> dict:
     data = Transitions(*(real[k].numpy() for k in ("obs", "act", "rew", "next_obs", "terminal")), timeouts,
                        source="collected:replay")
     write_dataset(out, data, fmt, metadata={"policy": "sac-replay", "env": gym_id})
-    rets = data.episode_returns()
-    return {"transitions": int(real["n"]), "episodes": int(data.ends.sum()),
-            "return_mean": round(float(rets.mean()), 2) if len(rets) else None, "out": str(out)}
+    return _written(data, out)

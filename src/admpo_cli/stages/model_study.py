@@ -131,21 +131,21 @@ def _env_datasets(spec: StudySpec, env: str, b: dict) -> str:
 
 def _cell_job(spec: StudySpec, cell: tuple, b: dict) -> None:
     env, quality, kind, seed = cell
-    _cell(spec, env, quality, kind, seed, spec.out / "data" / f"{env}-{quality}.hdf5", b, SILENT)
+    _cell(spec, env, quality, kind, seed, _data_path(spec, env, quality), b, SILENT)
 
 
 def _datasets(spec: StudySpec, env: str, quality: str, b: dict, progress: Progress) -> Path:
     """The env x quality dataset under data/, collected when missing, with a JSON of how (its return, SAC's
     curve and target). medium and medium-replay come from one SAC run (the policy it trained to a third of
     expert, and everything it saw), so asking for one collects both."""
-    path = spec.out / "data" / f"{env}-{quality}.hdf5"
+    path = _data_path(spec, env, quality)
     if path.exists():
         return path
     if quality == "random":
         infos = {quality: run_collect(env, path, b["data_steps"], "random", "d4rl", False, None, None, 0, 0,
                                       spec.device, progress)}
     else:
-        outs = {q: spec.out / "data" / f"{env}-{q}.hdf5" for q in ("medium", "medium-replay")}
+        outs = {q: _data_path(spec, env, q) for q in ("medium", "medium-replay")}
         infos = collect_qualities(env, outs, b["data_steps"], "d4rl", True, None, b["sac_steps"], 0, spec.device,
                                   progress)
     for q, info in infos.items():
@@ -157,6 +157,10 @@ def data_info(out: Path, env: str, quality: str) -> dict:
     """What _datasets recorded of a dataset: transitions, mean episode return, SAC's target; {} if unknown."""
     f = out / "data" / f"{env}-{quality}.json"
     return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _data_path(spec: StudySpec, env: str, quality: str) -> Path:
+    return spec.out / "data" / f"{env}-{quality}.hdf5"
 
 
 def _run_path(spec: StudySpec, env: str, quality: str, kind: str, seed: int) -> Path:
@@ -207,10 +211,7 @@ def _data_table(spec: StudySpec) -> pd.DataFrame:
                          "normalised": normalized_score(ret, ref) if ret is not None else None,
                          "SAC target": info.get("target_return"), "SAC steps": curve[-1][0] if curve else None,
                          "SAC last eval": curve[-1][1] if curve else None})
-    frame = pd.DataFrame(recs)
-    if len(frame):  # counts stay integers where the random datasets have none
-        frame["SAC steps"] = pd.Series([None if pd.isna(x) else int(x) for x in frame["SAC steps"]], dtype=object)
-    return frame
+    return pd.DataFrame(recs).astype({"SAC steps": "Int64"}) if recs else pd.DataFrame()
 
 
 def _plain(x: Any) -> Any:
@@ -220,19 +221,16 @@ def _plain(x: Any) -> Any:
 
 def _rollout_rate(cfg, run: RunDir, kind: str, dev: torch.device, rows: int, horizon: int = 10) -> float:
     """Imagined transitions per second of Algorithm 1 with the model's own uncertainty, a random policy."""
-    from ..data.dataset import rollout_starts, start_windows
+    from ..data.dataset import sample_start_windows
+    from ..envs.termination import never
     from ..models.rollout import rollout
     from ..registry import uncertainty_for
 
     data = dataset_for_run(cfg, run)
     model = require_model(run, kind, cfg, data.obs_dim, data.act_dim)[0].to(dev).eval()
-    pool = rollout_starts(data, model.context)
-    picked = torch.as_tensor(np.random.default_rng(0).choice(pool, size=rows), device=dev)
-    w = start_windows(torch.as_tensor(data.observations, device=dev), torch.as_tensor(data.actions, device=dev),
-                      picked, model.context)
+    _, w = sample_start_windows(data, model.context, rows, np.random.default_rng(0), dev, replace=True)
     gen = torch.Generator(device=dev).manual_seed(0)
     policy = lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1  # noqa: E731
-    never = lambda o: torch.zeros(o.shape[0], dtype=torch.bool, device=o.device)  # noqa: E731
     t0 = time.perf_counter()
     with torch.no_grad():
         out = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, never,
