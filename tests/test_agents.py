@@ -120,6 +120,8 @@ def _reference_from(agent: SAC, total_actor_updates: int, action_scale=None):
     (True, {"actor_steps": 2, "alpha_loss": "alpha"}),
     # log pi in the env's units of a +-0.4 action space (Humanoid's)
     (True, {"entropy_space": "env", "target_entropy": -1.5}),
+    # CleanRL's log-std squashed by tanh into [-5, 2] (the reference writes CleanRL's formula out)
+    (True, {"actor_steps": 2, "alpha_loss": "alpha", "log_std_bound": "tanh"}),
 ])
 def test_hand_written_sac_update_equals_plain_autograd_sac(auto_alpha, extra):
     """The reference is agents/sac_reference.py: two nn.Linear Q-networks, autograd, torch.optim.Adam and
@@ -155,11 +157,12 @@ def test_hand_written_sac_update_equals_plain_autograd_sac(auto_alpha, extra):
         assert not torch.equal(ours.log_alpha.detach(), torch.tensor(math.log(cfg.alpha)))
 
 
-def test_actor_sample_gradients_equal_autograd():
+@pytest.mark.parametrize("bound", ["clamp", "tanh"])
+def test_actor_sample_gradients_equal_autograd(bound):
     from admpo_cli.agents.backprop import ActorSample
 
     torch.manual_seed(3)
-    actor = TanhGaussianActor(4, 3, (16, 16)).double()
+    actor = TanhGaussianActor(4, 3, (16, 16), bound).double()
     with torch.no_grad():  # push some log-stds past the clamp so its mask is exercised
         actor.net[-1].bias[3:] = torch.tensor([3.0, -7.0, 0.0], dtype=torch.double)
     obs = torch.randn(32, 4, dtype=torch.double)
@@ -171,9 +174,35 @@ def test_actor_sample_gradients_equal_autograd():
     linears = [m for m in actor.net if isinstance(m, torch.nn.Linear)]
     ws, bs = [m.weight.detach() for m in linears], [m.bias.detach() for m in linears]
     torch.manual_seed(5)
-    s = ActorSample(ws, bs, obs, keep=True)
+    s = ActorSample(ws, bs, obs, keep=True, bound=bound)
     torch.testing.assert_close(s.a, a.detach())
     torch.testing.assert_close(s.logp, logp.detach())
     gw, gb = s.backward(ws, w_a, torch.tensor(w_l, dtype=torch.double))
     for got, want in zip([g for pair in zip(gw, gb, strict=True) for g in pair], ref, strict=True):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("raw,bound,want", [
+    # CleanRL: log_std = -5 + 0.5 (2 - (-5)) (tanh(raw) + 1); a raw 0 starts at exp(-1.5) = 0.2231
+    (0.0, "tanh", math.exp(-1.5)), (-1.0, "tanh", math.exp(-5 + 3.5 * (math.tanh(-1.0) + 1))),
+    (0.0, "clamp", 1.0), (0.5, "clamp", math.exp(0.5)), (-9.0, "clamp", math.exp(-5.0)),
+])
+def test_actor_std_as_cleanrl_and_the_authors_bound_it(raw, bound, want):
+    """The actor's std for a raw log-std output, by hand: tanh squashing (CleanRL) or a clamp (ADMPO, MBPO)."""
+    actor = TanhGaussianActor(2, 1, (4,), bound).double()
+    with torch.no_grad():
+        actor.net[-1].weight.zero_()
+        actor.net[-1].bias.copy_(torch.tensor([0.0, raw], dtype=torch.double))
+    torch.manual_seed(0)
+    obs = torch.zeros(20000, 2, dtype=torch.double)
+    a, _ = actor(obs)
+    u = torch.atanh(a.clamp(-1 + 1e-12, 1 - 1e-12))
+    assert float(u.std()) == pytest.approx(want, rel=0.03)
+
+
+def test_sac_runs_cleanrls_log_std_and_admpo_the_authors():
+    from admpo_cli.config import resolve
+
+    assert resolve("hopper-online", flags={"train.algo": "sac"}).agent.log_std_bound == "tanh"
+    assert resolve("hopper-online").agent.log_std_bound == "clamp"
+    assert resolve("hopper-online", flags={"train.algo": "mbpo"}).agent.log_std_bound == "clamp"

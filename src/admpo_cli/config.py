@@ -89,6 +89,11 @@ class ModelConfig:
     # each member keeps its own best weights).
     early_stopping: Literal["mean", "members"] = "mean"
     min_improvement: float = 0.0
+    # How an epoch is scored for early stopping and for the weights kept: "batch" (the ADM authors'
+    # learn_dynamics_from: a fresh random batch of batch_size held-out windows per k, dropout on), "all" (every
+    # held-out window, dropout off: deterministic), or auto (batch for the any-step models, all for the others,
+    # whose authors score the whole hold-out). Every fit records the one it used.
+    validation: Literal["auto", "batch", "all"] = "auto"
     # Minibatches per epoch; 0 = N_train // batch_size (times m with k_sampling=one, as the authors' code).
     steps_per_epoch: int = 0
     # Start from the run's existing model weights instead of a fresh init.
@@ -158,6 +163,9 @@ class AgentConfig:
     # The temperature's loss: "log_alpha" (-log alpha (log pi + target): the ADMPO authors, MBPO) or "alpha"
     # (-alpha (log pi + target): CleanRL).
     alpha_loss: Literal["log_alpha", "alpha"] = "log_alpha"
+    # How the actor's raw log-std is bounded to [-5, 2]: "clamp" (the ADMPO authors' SAC, MBPO) or "tanh"
+    # (CleanRL: -5 + 3.5 (tanh(raw) + 1), so a fresh actor starts near std 0.22 rather than 1).
+    log_std_bound: Literal["clamp", "tanh"] = "clamp"
     # Actor (and temperature) steps each time the actor is updated (CleanRL's SAC: 2 every 2 env steps).
     actor_steps: int = 1
     batch_size: int = 256
@@ -243,9 +251,17 @@ class Config:
     # Named reduced budget of the preset applied on top of the protocol ("" = the preset's full protocol);
     # the run's label and the report say "(reduced budget: NAME)".
     budget: str = ""
+    # The protocol keys this run changes (by --config, --set or a flag) from its preset at its budget, sorted;
+    # derived by resolve() (never set by hand). The label says "(modified: KEYS)" and the report keeps such
+    # runs apart from protocol runs.
+    modified: tuple[str, ...] = ()
 
 
-TOP_LEVEL = ("preset", "budget")
+TOP_LEVEL = ("preset", "budget", "modified")
+# Where and how a run executes, not what it runs: changing these never marks a run as modified.
+NOT_PROTOCOL = frozenset({"run.seed", "run.device", "run.root", "data.path", "data.data_dir", "data.download",
+                          "train.checkpoint_every", "train.checkpoint_buffer", "rollout.chunk_size",
+                          "agent.backend"})
 SECTIONS = {f.name: f.type for f in fields(Config) if f.name not in TOP_LEVEL}
 
 
@@ -319,6 +335,8 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
         raise UserError(f"{source}: expected a mapping of sections, got {type(mapping).__name__}")
     updates: dict[str, Any] = {}
     for section, values in mapping.items():
+        if section == "modified":  # derived: resolve() recomputes it
+            continue
         if section in TOP_LEVEL:
             updates[section] = "" if values is None else str(values)
             continue
@@ -543,6 +561,34 @@ def resolve(
     base: Config | None = None,
     budget: str | None = None,
 ) -> Config:
+    """The resolved Config (_resolve), with the protocol keys it changes from its preset recorded in
+    `modified`."""
+    cfg = _resolve(preset, config_file, sets, flags, base, budget)
+    return replace(cfg, modified=modified_keys(cfg))
+
+
+def protocol_of(cfg: Config) -> Config:
+    """What the run's preset runs at the run's budget, with the run's algorithm and model kind and nothing else
+    changed (the reference that `modified` is measured against)."""
+    return _resolve(cfg.preset or None, flags={"train.algo": cfg.train.algo, "model.kind": cfg.model.kind},
+                    budget=cfg.budget or None)
+
+
+def modified_keys(cfg: Config) -> tuple[str, ...]:
+    """The protocol keys (not NOT_PROTOCOL's) whose values differ from protocol_of(cfg); none without a preset."""
+    if not cfg.preset:
+        return ()
+    return tuple(sorted(k for k in differences(protocol_of(cfg), cfg) if k not in NOT_PROTOCOL))
+
+
+def _resolve(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    sets: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+    base: Config | None = None,
+    budget: str | None = None,
+) -> Config:
     """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < the algorithm's published
     settings (baselines: their registration, registry.py) < a named reduced budget of the preset (the same for every
     algorithm) < config file < --set < flags."""
@@ -599,6 +645,7 @@ def fingerprint(cfg: Config, sections: tuple[str, ...] | None = None, **replace_
     d = to_dict(cfg)
     d["run"] = {"seed": cfg.run.seed}
     d.pop("preset")
+    d.pop("modified")  # derived from the settings hashed here
     if not d["budget"]:
         d.pop("budget")  # fingerprints of runs without a budget as before budgets existed
     if sections is not None:
@@ -641,7 +688,7 @@ def run_name(cfg: Config, show: tuple[str, ...] = ()) -> str:
     name += f"-s{cfg.run.seed}"
     if cfg.budget:
         name += f"-{cfg.budget}"
-    plain = resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
+    plain = _resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
                                                 "run.seed": cfg.run.seed}, budget=cfg.budget or None)
     extra = differences(plain, cfg, skip=("run.device", "run.root", "run.seed"))
     for key in show:
@@ -660,7 +707,7 @@ def to_dict(cfg: Config) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v
 
-    out: dict[str, Any] = {"preset": cfg.preset, "budget": cfg.budget}
+    out: dict[str, Any] = {"preset": cfg.preset, "budget": cfg.budget, "modified": list(cfg.modified)}
     for section in SECTIONS:
         out[section] = {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
     options = out["model"].pop("options")
@@ -669,7 +716,16 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 
 def from_dict(mapping: dict[str, Any]) -> Config:
-    return apply_mapping(Config(), mapping, "config.yaml")
+    """A Config from config.yaml: `modified` as the run recorded it (runs before 0.2 did not: measured against
+    today's preset where it still exists)."""
+    cfg = apply_mapping(Config(), mapping, "config.yaml")
+    recorded = mapping.get("modified") if isinstance(mapping, dict) else None
+    if isinstance(recorded, list):
+        return replace(cfg, modified=tuple(str(k) for k in recorded))
+    try:
+        return replace(cfg, modified=modified_keys(cfg))
+    except UserError:
+        return cfg
 
 
 def dump_yaml(cfg: Config) -> str:

@@ -202,12 +202,23 @@ def settings_fields(kind: str) -> dict[str, Any]:
 
 
 def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True,
-                  setting: str = "offline", budget: str = "") -> str:
+                  setting: str = "offline", budget: str = "", modified: tuple[str, ...] | list[str] = ()) -> str:
     """Report label: the algorithm's, and an ablation named as one where the model or uncertainty is not the
     algorithm's own (e.g. ADMPO-OFF's settings with MOPO's ensemble); a baseline on a task its authors publish
-    no setting for says so; a run at a named reduced budget says "(reduced budget: NAME)"."""
+    no setting for says so; a run at a named reduced budget says "(reduced budget: NAME)", and a run that
+    changed protocol keys names them: "(modified: train.total_steps)"."""
     label = _variant_label(algo, model, uncertainty, published, setting)
-    return f"{label} (reduced budget: {budget})" if budget else label
+    notes = [f"reduced budget: {budget}"] if budget else []
+    if modified:
+        notes.append(f"modified: {modified_text(modified)}")
+    return f"{label} ({'; '.join(notes)})" if notes else label
+
+
+def modified_text(keys: tuple[str, ...] | list[str], most: int = 4) -> str:
+    """The modified keys for a label: all of them up to `most`, then how many more."""
+    keys = list(keys)
+    shown = ", ".join(keys[:most])
+    return shown + (f" +{len(keys) - most} more" if len(keys) > most else "")
 
 
 def _variant_label(algo: str, model: str | None, uncertainty: str | None, published: bool, setting: str) -> str:

@@ -17,6 +17,25 @@ import torch.nn.functional as F
 _threshold_backward_ = torch.ops.aten.threshold_backward.grad_input
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+# How the actor's raw log-std output is bounded to [LOG_STD_MIN, LOG_STD_MAX] (agent.log_std_bound): "clamp"
+# (the ADMPO authors' and MBPO's SAC) or "tanh" (CleanRL: MIN + (MAX - MIN) (tanh(raw) + 1) / 2, so a raw 0
+# starts at std exp(-1.5) = 0.22 instead of 1).
+_LOG_STD_HALF_RANGE = 0.5 * (LOG_STD_MAX - LOG_STD_MIN)
+
+
+def bound_log_std(raw: torch.Tensor, how: str) -> torch.Tensor:
+    """The actor's log-std from its raw output (see LOG_STD_MIN above)."""
+    if how == "tanh":
+        return (torch.tanh(raw) + 1.0).mul_(_LOG_STD_HALF_RANGE).add_(LOG_STD_MIN)  # autograd keeps tanh's output
+    return raw.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+
+def bound_log_std_grad(raw: torch.Tensor, log_std: torch.Tensor, how: str) -> torch.Tensor:
+    """d log_std / d raw: 1 where the clamp passed (0 elsewhere); tanh's (MAX - MIN)/2 (1 - tanh(raw)^2)."""
+    if how == "tanh":
+        t = (log_std - LOG_STD_MIN).div_(_LOG_STD_HALF_RANGE).sub_(1.0)  # tanh(raw), recovered
+        return t.square_().neg_().add_(1.0).mul_(_LOG_STD_HALF_RANGE)
+    return (raw == log_std).to(raw.dtype)
 _LOG2 = math.log(2.0)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -88,21 +107,20 @@ def squashed_log_prob(u: torch.Tensor, log_std: torch.Tensor, eps: torch.Tensor)
 class ActorSample:
     """a = tanh(mu + std eps) and its log-density, with what the backward needs."""
 
-    __slots__ = ("hs", "a", "logp", "log_std", "noise", "clamped")
+    __slots__ = ("hs", "a", "logp", "log_std", "noise", "raw", "bound")
 
-    def __init__(self, ws, bs, obs: torch.Tensor, keep: bool):
+    def __init__(self, ws, bs, obs: torch.Tensor, keep: bool, bound: str = "clamp"):
         hs, out = mlp_forward(obs, ws, bs)
         k = out.shape[-1] // 2
         mu, raw = out[:, :k], out[:, k:]
-        log_std = raw.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_std = bound_log_std(raw, bound)
         eps = torch.randn_like(mu)
         noise = log_std.exp().mul_(eps)  # std * eps = u - mu
         u = noise + mu
         self.a = torch.tanh(u)
         self.logp = squashed_log_prob(u, log_std, eps)
         if keep:
-            self.hs, self.log_std, self.noise = hs, log_std, noise
-            self.clamped = raw  # compared with log_std in the backward: equal where the clamp passed
+            self.hs, self.log_std, self.noise, self.raw, self.bound = hs, log_std, noise, raw, bound
 
     def backward(self, ws, g_a: torch.Tensor, g_logp: torch.Tensor, start: int = 0):
         """Gradients of the actor's parameters from dL/da (B, k) and dL/dlogp (a scalar tensor, the
@@ -110,6 +128,6 @@ class ActorSample:
         a, noise = self.a[start:], self.noise[start:]
         # a = tanh(u): da/du = 1 - a^2; d logp/du = 2 tanh(u) = 2a; u = mu + noise, noise = exp(log_std) eps
         g_u = torch.addcmul(g_a, g_a, a.square(), value=-1.0).add_(a * (2.0 * g_logp))
-        passed = self.clamped[start:] == self.log_std[start:]
-        g_ls = torch.mul(g_u, noise).sub_(g_logp).mul_(passed)
+        dls = bound_log_std_grad(self.raw[start:], self.log_std[start:], self.bound)
+        g_ls = torch.mul(g_u, noise).sub_(g_logp).mul_(dls)
         return mlp_backward([h[start:] for h in self.hs], ws, torch.cat([g_u, g_ls], -1))

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .backprop import LOG_STD_MAX, LOG_STD_MIN, squashed_log_prob
+from .backprop import bound_log_std, squashed_log_prob
 
 
 def logp_shift(entropy_space: str, action_scale) -> float:
@@ -28,16 +28,19 @@ def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
 
 
 class TanhGaussianActor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256)):
+    """a = tanh(u), u ~ N(mu, std); log_std_bound: how the raw log-std is bounded ("clamp" | "tanh", CleanRL)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (256, 256), log_std_bound: str = "clamp"):
         super().__init__()
         self.net = mlp(obs_dim, hidden, 2 * act_dim)
         self.act_dim = act_dim
+        self.log_std_bound = log_std_bound
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False, with_logp: bool = True):
         mu, log_std = self.net(obs).chunk(2, -1)
         if deterministic:
             return torch.tanh(mu), None
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_std = bound_log_std(log_std, self.log_std_bound)
         eps = torch.randn_like(mu)
         u = torch.addcmul(mu, log_std.exp(), eps)
         a = torch.tanh(u)
@@ -47,7 +50,7 @@ class TanhGaussianActor(nn.Module):
 
     def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         mu, log_std = self.net(obs).chunk(2, -1)
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_std = bound_log_std(log_std, self.log_std_bound)
         a = act.clamp(-0.999999, 0.999999)
         u = torch.atanh(a)
         logp = (-0.5 * ((u - mu) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)

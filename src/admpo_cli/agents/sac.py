@@ -22,7 +22,7 @@ class SAC:
         self.cfg = cfg
         self.device = device
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.actor = TanhGaussianActor(obs_dim, act_dim, cfg.hidden).to(device)
+        self.actor = TanhGaussianActor(obs_dim, act_dim, cfg.hidden, cfg.log_std_bound).to(device)
         self.critic = FusedCritics(obs_dim, act_dim, cfg.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # Authors' offline code: cosine decay of the actor LR over the whole run.
@@ -60,7 +60,8 @@ class SAC:
         aw, ab = self._actor_w, self._actor_b
         cw, cb = self._critic_w, self._critic_b
         # one actor pass for the target's next actions and the actor's loss (same parameters for both)
-        pi = ActorSample(aw, ab, torch.cat([next_obs, obs]) if update_actor else next_obs, keep=update_actor)
+        pi = ActorSample(aw, ab, torch.cat([next_obs, obs]) if update_actor else next_obs, keep=update_actor,
+                         bound=self.cfg.log_std_bound)
         _, q_next = fused_forward(torch.cat([next_obs, pi.a[:B]], -1), self._target_w, self._target_b)
         logp_next = pi.logp[:B] + self.logp_shift if self.logp_shift else pi.logp[:B]
         soft_v = torch.addcmul(q_next.squeeze(-1).amin(0), alpha, logp_next, value=-1.0)
@@ -76,7 +77,7 @@ class SAC:
         if update_actor:
             self._actor_step(pi, obs, B, alpha, out)
             for _ in range(cfg.actor_steps - 1):  # CleanRL: more actor steps on the same states, fresh noise
-                pi = ActorSample(aw, ab, obs, keep=True)
+                pi = ActorSample(aw, ab, obs, keep=True, bound=self.cfg.log_std_bound)
                 self._actor_step(pi, obs, 0, self.log_alpha.exp(), out)
         self.updates += 1
         if self.updates % cfg.target_update_every == 0:

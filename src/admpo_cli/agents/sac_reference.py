@@ -42,9 +42,10 @@ class QNetwork(nn.Module):
 
 
 class Actor(nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...]):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...], log_std_bound: str = "clamp"):
         super().__init__()
         self.net = _mlp(obs_dim, hidden, 2 * act_dim)
+        self.log_std_bound = log_std_bound
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False, with_logp: bool = True):
         """A sampled action a = tanh(u), u ~ N(mu, std), and log pi(a | obs) (None if not asked for);
@@ -52,7 +53,10 @@ class Actor(nn.Module):
         mu, log_std = self.net(obs).chunk(2, -1)
         if deterministic:
             return torch.tanh(mu), None
-        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        if self.log_std_bound == "tanh":  # CleanRL: squash into [MIN, MAX]
+            log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        else:
+            log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         std = log_std.exp()
         u = mu + std * torch.randn_like(mu)  # reparameterisation trick
         log_prob = (-0.5 * ((u - mu) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -68,7 +72,7 @@ class ReferenceSAC:
                  device: torch.device | str = "cpu", action_scale=None):
         self.cfg = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.actor = Actor(obs_dim, act_dim, cfg.hidden).to(device)
+        self.actor = Actor(obs_dim, act_dim, cfg.hidden, cfg.log_std_bound).to(device)
         self.qf1 = QNetwork(obs_dim, act_dim, cfg.hidden).to(device)
         self.qf2 = QNetwork(obs_dim, act_dim, cfg.hidden).to(device)
         self.qf1_target, self.qf2_target = copy.deepcopy(self.qf1), copy.deepcopy(self.qf2)

@@ -42,7 +42,7 @@ def mbpo_settings(env: str) -> dict[str, dict[str, Any]]:
                   "ensemble_layers": 4, "ensemble_weight_decay": [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4],
                   "lr": 1e-3, "batch_size": 256, "holdout": "random", "holdout_ratio": 0.2, "holdout_max": 5000,
                   "early_stopping": "members", "min_improvement": 0.01, "patience": 6, "max_epochs": 0,
-                  "steps_per_epoch": 0},
+                  "steps_per_epoch": 0, "validation": "all"},
         "rollout": {"batch_size": 100_000, "uncertainty": "none", "beta": 0.0},
         "agent": {"hidden": [256, 256], "actor_lr": 3e-4, "critic_lr": 3e-4, "alpha_lr": 3e-4, "alpha": 1.0,
                   "auto_alpha": True, "target_entropy": p["target_entropy"], "entropy_space": "normalized",

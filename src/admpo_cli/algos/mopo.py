@@ -43,6 +43,9 @@ def mopo_settings(task: str) -> dict[str, dict[str, Any]]:
             "holdout_ratio": 0.2, "holdout_max": 1000, "holdout": "random",  # a random split of transitions
             # stop when no member improved its hold-out loss by more than 1 % for 5 epochs
             "early_stopping": "members", "min_improvement": 0.01, "patience": 5,
+            # no epoch cap (dynamics.train's max_epochs=None), an epoch = every training row once, all of the
+            # hold-out scored each epoch
+            "max_epochs": 0, "steps_per_epoch": 0, "validation": "all",
         },
         "rollout": {"horizon": h, "beta": lam, "uncertainty": "max_aleatoric", "batch_size": 50000},
         "agent": {

@@ -6,6 +6,7 @@ model; this module never reads them.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -103,6 +104,16 @@ def _end_of_epoch(cfg: Config, tr: TrainingRun, agent, model_buf: RingBuffer, st
     tr.restart_rate()
 
 
+def _fit_record(run: RunDir, kind: str) -> dict:
+    """How the run's model was fitted (model/<kind>.json, the fit stage's record), for summary.json."""
+    path = run.file("model", f"{kind}.json")
+    if not path.exists():
+        return {}
+    fit = json.loads(path.read_text())
+    return {f"model_{k}": fit.get(k) for k in ("k_sampling", "steps_per_epoch", "validation", "epochs",
+                                               "gradient_steps") if k in fit}
+
+
 def _summary(cfg: Config, run: RunDir, agent, ro: RolloutSettings, model: DynamicsModel, state: OfflineState) -> dict:
     spec = registry.algorithm(cfg.train.algo, "offline")
     rows = read_rows(run.file("metrics.csv"))
@@ -111,5 +122,6 @@ def _summary(cfg: Config, run: RunDir, agent, ro: RolloutSettings, model: Dynami
         "uncertainty": ro.uncertainty, "k_mode": ro.k_mode, "beta": ro.beta, "m": getattr(model, "m", None),
         "horizon": ro.horizon, "gradient_steps": state.step, "rollout_dtype": cfg.rollout.dtype,
         "dropout_at_inference": ro.dropout, "agent_backend": agent.backend, **extra,
+        **_fit_record(run, cfg.model.kind),
         "score_curve": [float(r["score_mean"]) for r in rows if r.get("score_mean") not in ("", None)],
     })

@@ -78,7 +78,7 @@ def fit_dynamics(cfg: Config, model, opt_state: dict | None, data: Transitions, 
     res = fit(model, data, cfg.model, device, seed, opt_state=opt_state)
     keep = res.opt_state if cfg.train.model_refit == "warm_start" else None
     return model.eval(), keep, {"model_holdout_mse": float(np.mean(res.holdout_mse)), "model_epochs": res.epochs,
-                                "model_fit_s": time.perf_counter() - t0}
+                                "model_fit_s": time.perf_counter() - t0, "model_validation": res.validation}
 
 
 class LearnedDynamics:
@@ -232,6 +232,9 @@ def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: Onlin
         "model_refit": t.model_refit if model_based else None, "agent_backend": agent.backend,
         "entropy_space": cfg.agent.entropy_space, "target_entropy": agent.target_entropy,
         "dropout_at_inference": dyn.ro.dropout if model_based else None,
+        "model_validation": dyn.last_fit.get("model_validation") if model_based else None,
+        "model_k_sampling": cfg.model.k_sampling if model_based else None,
+        "log_std_bound": cfg.agent.log_std_bound,
         "return_curve": [(int(r["env_steps"]), float(r["return_mean"])) for r in rows],
         **({"published_setting": spec.published_for(cfg.data.task)} if spec.published_for else {}),
     })

@@ -15,6 +15,7 @@ def save_policy(run: RunDir, actor: TanhGaussianActor, obs_dim: int, act_dim: in
     path = run.file("policy", f"{name}.pt")
     atomic_torch_save(path, {"obs_dim": obs_dim, "act_dim": act_dim, "hidden": list(hidden), "task": task,
                              "algo": algo,
+                             "log_std_bound": actor.log_std_bound,
                              "state_dict": {k: v.detach().cpu() for k, v in actor.state_dict().items()}})
     return path
 
@@ -25,6 +26,7 @@ def load_policy(path: Path, obs_dim: int | None = None) -> tuple[TanhGaussianAct
         raise UserError(f"{path}: not an admpo policy file (expected policy/actor.pt of a run)")
     if obs_dim is not None and payload["obs_dim"] != obs_dim:
         raise UserError(f"{path}: policy takes {payload['obs_dim']}-dim observations, expected {obs_dim}")
-    actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"], tuple(payload["hidden"]))
+    actor = TanhGaussianActor(payload["obs_dim"], payload["act_dim"], tuple(payload["hidden"]),
+                              payload.get("log_std_bound", "clamp"))  # files before 0.2: clamp
     actor.load_state_dict(payload["state_dict"])
     return actor.eval(), payload

@@ -30,9 +30,11 @@ def write_summary(run: RunDir, cfg: Config, algo: str, model_kind: str | None, r
         "preset": cfg.preset,
         "algo": algo,
         "label": variant_label(algo, model_kind, extra.get("uncertainty"), extra.get("published_setting", True),
-                               cfg.train.setting, cfg.budget),
+                               cfg.train.setting, cfg.budget, cfg.modified),
         # the named reduced budget the run used ("" = the preset's full protocol)
         "budget": cfg.budget,
+        # the protocol keys the run changed (--config, --set, flags); [] = the preset's protocol at its budget
+        "modified": list(cfg.modified),
         "setting": cfg.train.setting,
         "model": model_kind,
         "fingerprint": fingerprint(cfg),

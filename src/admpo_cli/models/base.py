@@ -23,6 +23,9 @@ class DynamicsModel(nn.Module):
     kind: str = ""
     # Whether a roll-out draws a candidate per row whatever k_mode says (MOPO's ensemble draws a member per row).
     draws_per_row: bool = False
+    # How a fit scores an epoch when model.validation is auto (models/fit.py): "all" held-out windows with
+    # dropout off, or "batch": a fresh batch per k with dropout on (the ADM authors' learn_dynamics_from).
+    validation: str = "all"
 
     def __init__(self, obs_dim: int, act_dim: int):
         super().__init__()
@@ -53,6 +56,12 @@ class DynamicsModel(nn.Module):
     @torch.no_grad()
     def holdout_mse(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
+
+    @torch.no_grad()
+    def sampled_holdout_mse(self, sampler, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+        """model.validation=batch: the MSE of the mean per k on a fresh batch of held-out windows, in the mode
+        the caller set (dropout on in train mode). Only the any-step models define it."""
+        raise NotImplementedError(f"model.validation=batch: the {self.kind} model scores all held-out windows")
 
     def stepper(self, dropout_at_inference: bool = False) -> Stepper:
         raise NotImplementedError
@@ -128,6 +137,7 @@ class AnyStepModel(DynamicsModel):
 
     m: int
     head: GaussianHead
+    validation = "batch"
 
     def features_by_k(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """s0 (B, obs), actions (B, L, act) -> (L, B, width), time-major: position k-1 is the k-step feature."""
@@ -156,6 +166,22 @@ class AnyStepModel(DynamicsModel):
     def holdout_mse(self, batch):
         mean, _ = self(batch["s0"], batch["actions"])
         return masked_mse_per_position(mean, batch["target"], batch["mask"])
+
+    @torch.no_grad()
+    def sampled_holdout_mse(self, sampler, batch_size, gen):
+        """The authors' validate_dynamics_from, each epoch: for every k a fresh batch of `batch_size` k-step
+        held-out windows, the MSE of the k-step mean over all (delta state, reward) dims; the model stays in the
+        caller's mode (their ADM is never put in eval mode, so dropout is on). A k without held-out windows is
+        NaN (left out of the score). Dropout seeds come from `gen`."""
+        out = torch.full((self.m,), float("nan"))
+        with self.head.dropout_generator(gen):
+            for k in range(1, self.m + 1):
+                if sampler.count(k) == 0:
+                    continue
+                b = sampler.sample_k(k, batch_size)
+                mean = self.head(self.features_by_k(b["s0"], b["actions"])[-1])[0]
+                out[k - 1] = float((mean - b["target"][:, -1]).pow(2).mean())
+        return out
 
 
 class Stepper:

@@ -31,6 +31,13 @@ class FitResult:
     holdout_transitions: int
     history: list[dict] = field(default_factory=list)
     opt_state: dict | None = None
+    # how epochs were scored: "batch" (a fresh batch per k, dropout on) or "all" (every held-out window)
+    validation: str = "all"
+
+
+def validation_of(model: DynamicsModel, cfg: ModelConfig) -> str:
+    """model.validation resolved: auto is the model's own (the any-step models: the authors' batch)."""
+    return model.validation if cfg.validation == "auto" else cfg.validation
 
 
 def fit(
@@ -66,9 +73,15 @@ def fit(
         opt.load_state_dict(opt_state)
     steps = cfg.steps_per_epoch or model.steps_per_epoch(train.count(1), cfg.batch_size, cfg.k_sampling)
 
+    how = validation_of(model, cfg)
+    if how == "batch" and cfg.early_stopping == "members":
+        raise UserError("model.validation=batch scores the mean over k; model.early_stopping=members needs all")
     model.eval()
     best = model.holdout_mse(holdout_batch).cpu().numpy()
     best_score, best_epoch, best_state = float(best.mean()), 0, copy.deepcopy(model.state_dict())
+    if how == "batch":  # the authors start from an unbeaten 1e10: the first epoch always counts as better
+        best_score = float("inf")
+    val_gen = torch.Generator(device=device).manual_seed(seed + 2)  # the batch scores' dropout seeds
     by_member = cfg.early_stopping == "members"
     if by_member:
         if not hasattr(model, "member_mse"):
@@ -89,9 +102,14 @@ def fit(
         loss_mean = float(total) / steps
         if not np.isfinite(loss_mean):
             raise DivergenceError(f"model training diverged at epoch {epoch} (loss {loss_mean})")
-        model.eval()
-        per_k = model.holdout_mse(holdout_batch).cpu().numpy()
-        score = float(per_k.mean())
+        if how == "batch":  # the authors' way: their ADM stays in train mode, so dropout is on
+            per_k = model.sampled_holdout_mse(held, cfg.batch_size, val_gen).numpy()
+            model.eval()
+            score = float(np.nanmean(per_k))
+        else:
+            model.eval()
+            per_k = model.holdout_mse(holdout_batch).cpu().numpy()
+            score = float(per_k.mean())
         if by_member:
             cur = model.member_mse(holdout_batch).cpu()
             better = (member_best - cur) / member_best > cfg.min_improvement
@@ -124,7 +142,10 @@ def fit(
         best = model.holdout_mse(holdout_batch).cpu().numpy()
     else:
         model.load_state_dict(best_state)
+        if how == "batch":  # report the kept weights on every held-out window, dropout off (comparable)
+            model.eval()
+            best = model.holdout_mse(holdout_batch).cpu().numpy()
     model.eval()
     model.after_fit(holdout_batch)
     return FitResult(epoch, best_epoch, [float(v) for v in best], loss_mean,
-                     time.perf_counter() - t0, steps * epoch, int(hold.sum()), history, opt.state_dict())
+                     time.perf_counter() - t0, steps * epoch, int(hold.sum()), history, opt.state_dict(), how)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -146,6 +148,17 @@ class GaussianHead(nn.Module):
         self.out = nn.Linear(width, 2 * out_dim)
         self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
+        self._dropout_gen: torch.Generator | None = None
+
+    @contextmanager
+    def dropout_generator(self, gen: torch.Generator | None) -> Iterator[None]:
+        """Draw each pass's dropout seed from `gen` (a roll-out's, a ModelEnv's, a fit's generator) rather than
+        torch's global one, so that a seeded caller gets the same masks whatever else drew numbers before."""
+        old, self._dropout_gen = self._dropout_gen, gen
+        try:
+            yield
+        finally:
+            self._dropout_gen = old
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.raw(h).chunk(2, dim=-1)
@@ -158,8 +171,10 @@ class GaussianHead(nn.Module):
     def raw(self, h: torch.Tensor) -> torch.Tensor:
         """Features (..., width) -> [mean | log-variance before its bounds] (..., 2 out_dim)."""
         p = self.dropout if self.training else 0.0
-        # one draw from torch's generator per pass seeds every block's dropout (torch.manual_seed fixes it)
-        seed = int(torch.randint(0, 1 << 32, (1,))) if p > 0.0 else 0
+        # one draw per pass seeds every block's dropout: from the caller's generator (dropout_generator), else
+        # torch's global one (torch.manual_seed fixes it)
+        gen = self._dropout_gen
+        seed = int(torch.randint(0, 1 << 32, (1,), generator=gen, device=gen.device if gen else None)) if p > 0.0 else 0
         for i, block in enumerate(self.blocks):
             h = block(h, block_key(seed, i), p)
         return self.out(h)

@@ -19,11 +19,11 @@ from .stats import BOOTSTRAP_REPS, interval_table, performance_profiles
 from .tables import finals, score_table, to_markdown
 
 
-def build_report(paths: list[Path], out: Path, paper: bool = False) -> dict:
+def build_report(paths: list[Path], out: Path, paper: bool = False, pool_modified: bool = False) -> dict:
     out = Path(out)
     found = find_runs(paths)  # refuses paths without runs before writing anything
     points, grid = study_points(paths)
-    records = [read_run(p, points.get(p.resolve())) for p in found]
+    records = [read_run(p, points.get(p.resolve()), pool_modified) for p in found]
     out.mkdir(parents=True, exist_ok=True)
     complete = [r for r in records if r.complete]
     incomplete = [r for r in records if not r.complete]

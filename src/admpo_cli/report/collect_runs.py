@@ -55,14 +55,16 @@ def find_runs(paths: list[Path]) -> list[Path]:
     return unique
 
 
-def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str, budget_cfg: str = "") -> str:
+def variant_name(summary: dict | None, algo_cfg: str, model_cfg: str, budget_cfg: str = "",
+                 modified: tuple[str, ...] = ()) -> str:
     """The label a run is reported under (registry.variant_label): the algorithm's name, with an ablation
-    named as one where the model or uncertainty is not the algorithm's own, and "(reduced budget: NAME)"
-    where the run used a named reduced budget, so that it is never read as the paper's protocol."""
+    named as one where the model or uncertainty is not the algorithm's own, "(reduced budget: NAME)" where the
+    run used a named reduced budget, and "(modified: KEYS)" for the protocol keys it changed, so that it is never
+    read as (or pooled with) the paper's protocol."""
     s = summary or {}
     algo = s.get("algo") or algo_cfg
     return variant_label(algo, s.get("model") or model_cfg, s.get("uncertainty"), s.get("published_setting", True),
-                         s.get("setting", "offline"), s.get("budget", budget_cfg) or "")
+                         s.get("setting", "offline"), s.get("budget", budget_cfg) or "", modified)
 
 
 def study_points(paths: list[Path]) -> tuple[dict[Path, dict[str, str]], dict[str, list[str]]]:
@@ -93,15 +95,19 @@ def _json(p: Path) -> dict | None:
         return None
 
 
-def read_run(path: Path, point: dict[str, str] | None = None) -> RunRecord:
+def read_run(path: Path, point: dict[str, str] | None = None, pool_modified: bool = False) -> RunRecord:
     rd = RunDir.open(path)
     cfg = rd.config()
     summary = json.loads(rd.file("summary.json").read_text()) if rd.file("summary.json").exists() else None
     metrics = pd.read_csv(rd.file("metrics.csv")) if rd.file("metrics.csv").exists() else None
     files = {name: rd.file(name) for name in ("compounding.csv", "compounding.png", "uncertainty.json",
                                                "uncertainty.png") if rd.file(name).exists()}
-    label = variant_name(summary, cfg.train.algo, cfg.model.kind, cfg.budget)
     point = point or {}
+    # the keys the run changed from its protocol, less a sweep's grid keys (the variant names those itself);
+    # pool_modified (report --pool-modified) reports a modified run with the protocol runs of its label
+    recorded = (summary or {}).get("modified", list(cfg.modified))
+    modified = () if pool_modified else tuple(k for k in recorded if k not in point)
+    label = variant_name(summary, cfg.train.algo, cfg.model.kind, cfg.budget, modified)
     variant = " ".join([label, *(f"{k.split('.')[-1]}={v}" for k, v in point.items())])
     return RunRecord(path, cfg.data.task, variant, cfg.run.seed, rd.training_status() or "not started", summary,
                      metrics, files, label, point, _json(rd.file("dataset.json")), _json(rd.file("meta.json")) or {})

@@ -78,6 +78,9 @@ def _fit(cfg: Config, run: RunDir, device: torch.device, kind: str, data: Transi
         "steps_per_second": round(result.steps / max(result.seconds, 1e-9), 2),
         "holdout_transitions": result.holdout_transitions,
         "first_holdout_mse": result.history[0]["holdout_mse"] if result.history else None,
+        # how the fit ran: k per minibatch, minibatches an epoch, how epochs were scored (model.validation)
+        "k_sampling": cfg.model.k_sampling, "steps_per_epoch": result.steps // max(result.epochs, 1),
+        "validation": result.validation,
     }
     save_model(path, model.cpu(), replace(cfg.model, kind=kind), cfg.data.task, {"fit": summary},
                fingerprint=model_fingerprint(cfg, kind))
