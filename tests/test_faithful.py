@@ -176,6 +176,15 @@ def test_a_modified_run_says_so_in_every_file_and_the_report_keeps_it_apart(tmp_
     summary = json.loads((run / "summary.json").read_text())
     assert "train.epochs" in cfg["modified"] and summary["modified"] == cfg["modified"]
     assert summary["label"].startswith("ADMPO-OFF (modified: ")
+    # diagnostics: the last roll-out's imagined transitions, and its means in metrics.csv, by hand
+    metrics = __import__("pandas").read_csv(run / "metrics.csv")
+    last = np.load(run / "diagnostics" / "last_rollout.npz")
+    beta = cfg["rollout"]["beta"]
+    np.testing.assert_allclose(last["penalised_reward"], last["reward"] - beta * last["uncertainty"], rtol=1e-5,
+                               atol=1e-6)
+    assert metrics["imagined_reward_mean"].iloc[-1] == pytest.approx(float(last["reward"].mean()), rel=1e-5)
+    assert metrics["imagined_done_frac"].iloc[-1] == pytest.approx(float(last["done"].mean()))
+    assert metrics["penalty_mean"].iloc[-1] == pytest.approx(beta * float(last["uncertainty"].mean()), rel=1e-5)
     # the report: protocol runs and the modified run are two variants, unless pooled
     root = tmp_path / "runs"
     _fake_run(root, "p0", "quickstart-hopper", "admpo", 0, [10, 20])
@@ -183,6 +192,7 @@ def test_a_modified_run_says_so_in_every_file_and_the_report_keeps_it_apart(tmp_
     invoke("report", root, "--out", rep)
     cols = list(__import__("pandas").read_csv(rep / "summary.csv", index_col="task").columns)
     assert "ADMPO-OFF" in cols and any(c.startswith("ADMPO-OFF (modified: ") for c in cols)
+    assert (rep / "diagnostics-runs-mod.png").exists() and "Diagnostics, runs/mod" in (rep / "index.html").read_text()
     r = invoke("report", root, "--out", rep, "--pool-modified")
     assert r.exit_code == 0, r.output
     cols = list(__import__("pandas").read_csv(rep / "summary.csv", index_col="task").columns)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -43,14 +45,22 @@ def test_three_algorithms_through_one_command(tmp_path, algo, label):
     (run,) = (tmp_path / "runs" / "quickstart-hopper-online").iterdir()
     assert run.name.startswith(f"{algo}-s0")
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["label"] == label and summary["env_steps"] == 120 and summary["setting"] == "online"
+    assert summary["label"].startswith(f"{label} (modified: ") and "train.total_steps" in summary["modified"]
+    assert summary["env_steps"] == 120 and summary["setting"] == "online"
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("env_steps,updates,return_mean") and len(rows) == 1 + 3
     assert summary["gradient_steps"] == 120 * 2  # UTD 2 (the --set wins over SAC's 1) on the 120 learning steps
     if algo == "sac":
         assert summary["model"] is None and "model_holdout_mse" in rows[0]
+        assert not (run / "diagnostics" / "refits.csv").exists()
     else:
         assert float(rows[-1].split(",")[rows[0].split(",").index("model_buffer")]) > 0
+        # a diagnostics row per re-fit (learning steps 0, 40, 80), the last roll-out's transitions
+        refits = pd.read_csv(run / "diagnostics" / "refits.csv")
+        assert list(refits["env_steps"]) == [0, 40, 80] and refits["model_holdout_mse"].notna().all()
+        last = np.load(run / "diagnostics" / "last_rollout.npz")
+        assert refits["imagined_reward_mean"].iloc[-1] == pytest.approx(float(last["reward"].mean()), rel=1e-5)
+        assert refits["imagined_done_frac"].iloc[-1] == pytest.approx(float(last["done"].mean()))
 
 
 def test_published_online_settings():
@@ -102,6 +112,10 @@ def test_resume_equals_uninterrupted(tmp_path, algo):
     b = _train(cfg, split)
     strip = lambda p: [",".join(x.split(",")[:12]) for x in p.read_text().splitlines()]  # noqa: E731
     assert strip(full.file("metrics.csv")) == strip(split.file("metrics.csv"))
+    if algo == "admpo":  # the re-fit after the checkpoint is redone, not written twice
+        drop_clock = lambda p: pd.read_csv(p).drop(columns="model_fit_s")  # noqa: E731
+        pd.testing.assert_frame_equal(drop_clock(full.file("diagnostics", "refits.csv")),
+                                      drop_clock(split.file("diagnostics", "refits.csv")))
     pa = torch.load(full.file("policy", "actor.pt"), weights_only=True)["state_dict"]
     pb = torch.load(split.file("policy", "actor.pt"), weights_only=True)["state_dict"]
     assert all(torch.equal(pa[k], pb[k]) for k in pa)
@@ -117,5 +131,5 @@ def test_every_online_preset_resolves_and_starts(tmp_path, name):
                                "eval.every=60", "model.hidden=16"])
     rd = RunDir.create_or_open(tmp_path / "r", cfg)
     out = _train(cfg, rd)
-    assert out["env_steps"] == 60 and out["label"] == "ADMPO-ON"
+    assert out["env_steps"] == 60 and out["label"].startswith("ADMPO-ON (modified: ")
     assert torch.load(rd.file("checkpoints", "train.pt"), weights_only=True)["parts"]["dynamics"]["model"] is not None

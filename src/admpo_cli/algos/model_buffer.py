@@ -55,7 +55,38 @@ def rollout_into_buffer(model: DynamicsModel, agent, real: dict[str, torch.Tenso
     dt = time.perf_counter() - t0
     unc = float(out.unc.mean())
     return {"rollout_transitions": len(out), "rollout_tps": len(out) / max(dt, 1e-9), "uncertainty_mean": unc,
-            "penalty_mean": unc * ro.beta, "rollout_reward_mean": float(out.raw_rew.mean())}
+            "penalty_mean": unc * ro.beta, "rollout_reward_mean": float(out.raw_rew.mean()),
+            "rollout_done_frac": float(out.done.float().mean()), "transitions": _kept_rows(out)}
+
+
+# The imagined transitions a run keeps of its last roll-out (diagnostics/last_rollout.npz): those of the first
+# LAST_ROLLOUT_STARTS start windows, enough to look at without writing 50 000 x H rows at every checkpoint.
+LAST_ROLLOUT_STARTS = 2000
+
+
+def _kept_rows(out) -> dict[str, torch.Tensor]:
+    """The last roll-out's rows of its first LAST_ROLLOUT_STARTS start windows, as CPU tensors."""
+    sel = out.rows < LAST_ROLLOUT_STARTS
+    return {"obs": out.obs[sel].cpu(), "act": out.act[sel].cpu(), "next_obs": out.next_obs[sel].cpu(),
+            "reward": out.raw_rew[sel].cpu(), "penalised_reward": out.rew[sel].cpu(),
+            "uncertainty": out.unc[sel].cpu(), "done": out.done[sel].cpu(), "step": out.steps[sel].cpu(),
+            "start": out.rows[sel].cpu()}
+
+
+def write_last_rollout(path, stats: dict) -> None:
+    """diagnostics/last_rollout.npz: the imagined transitions kept of the last roll-out (see _kept_rows), atomically."""
+    import io
+
+    import numpy as np
+
+    from ..files import atomic_write_bytes
+
+    rows = stats.get("transitions")
+    if not rows:
+        return
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: v.numpy() for k, v in rows.items()})
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def resize_model_buffer(buf: RingBuffer, capacity: int) -> RingBuffer:

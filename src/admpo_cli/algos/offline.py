@@ -25,7 +25,7 @@ from ..models.base import DynamicsModel
 from ..models.rollout import cast_model
 from ..rundir import RunDir
 from .buffers import KEYS, RingBuffer, table_of
-from .model_buffer import RolloutSettings, mixed_batch, rollout_into_buffer
+from .model_buffer import RolloutSettings, mixed_batch, rollout_into_buffer, write_last_rollout
 from .policy_files import save_policy
 from .summary import read_rows, write_summary
 from .training_run import Hooks, TrainingRun
@@ -98,9 +98,14 @@ def _end_of_epoch(cfg: Config, tr: TrainingRun, agent, model_buf: RingBuffer, st
                                 cfg.eval.max_episode_steps, device),
                **losses, "alpha": float(agent.alpha), "model_buffer": model_buf.size,
                "uncertainty_mean": last.get("uncertainty_mean", ""), "penalty_mean": last.get("penalty_mean", ""),
+               # the last roll-out's imagined reward before the penalty and its share of terminated rows
+               "imagined_reward_mean": last.get("rollout_reward_mean", ""),
+               "imagined_done_frac": last.get("rollout_done_frac", ""),
                "rollout_tps": last.get("rollout_tps", ""), "updates_per_s": ups}
-    tr.log(state.step, row, {"epoch": epoch, **losses, "updates_per_s": ups},
-           checkpoint=epoch % cfg.train.checkpoint_every == 0 or state.step == total)
+    checkpoint = epoch % cfg.train.checkpoint_every == 0 or state.step == total
+    tr.log(state.step, row, {"epoch": epoch, **losses, "updates_per_s": ups}, checkpoint=checkpoint)
+    if checkpoint:
+        write_last_rollout(tr.run.file("diagnostics", "last_rollout.npz"), state.last_rollout)
     tr.restart_rate()
 
 

@@ -26,11 +26,13 @@ from ..data.scores import reference_for
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
 from ..evaluate.policy import evaluation_row
+from ..files import append_csv, truncate_csv_after
 from ..models.factory import build_model
 from ..models.fit import fit
 from ..rundir import RunDir
 from .buffers import KEYS, RingBuffer
-from .model_buffer import RolloutSettings, mixed_batch, resize_model_buffer, rollout_into_buffer
+from .model_buffer import (RolloutSettings, mixed_batch, resize_model_buffer, rollout_into_buffer,
+                           write_last_rollout)
 from .policy_files import save_policy
 from .real_env import RealData, Simulator
 from .summary import read_rows, write_summary
@@ -109,6 +111,16 @@ class LearnedDynamics:
                                                     self.ro.with_horizon(length), self.term, gen)
             self.last_rollout["rollout_length"] = length
 
+    def diagnostics(self) -> dict:
+        """What a collapsing model-based run is read by, after a re-fit and its roll-out: the fit's hold-out error,
+        the imagined rewards (raw and penalised), the share of imagined rows that terminated, the uncertainty."""
+        f, r = self.last_fit, self.last_rollout
+        return {"model_holdout_mse": f.get("model_holdout_mse", ""), "model_epochs": f.get("model_epochs", ""),
+                "model_fit_s": round(f.get("model_fit_s", 0.0), 3), "rollout_length": r.get("rollout_length", ""),
+                "imagined_reward_mean": r.get("rollout_reward_mean", ""),
+                "imagined_done_frac": r.get("rollout_done_frac", ""), "uncertainty_mean": r.get("uncertainty_mean", ""),
+                "penalty_mean": r.get("penalty_mean", ""), "model_buffer": self.buffer.size}
+
     def state_dict(self) -> dict:
         keep = self.cfg.train.checkpoint_buffer and self.buffer.size > 0
         return {"model": None if self.model is None else {k: v.detach().cpu() for k, v in
@@ -144,6 +156,8 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     parts = {"agent": agent, "real": real, "env": sim, **({"dynamics": dyn} if model_based else {})}
     tr = TrainingRun(cfg, run, OnlineState(), parts, gen, total, "env_steps", hooks, agent)
     state = tr.start(lambda s: s.env_steps - warmup)
+    refits = run.file("diagnostics", "refits.csv")  # a row per re-fit; rows after the checkpoint are redone
+    truncate_csv_after(refits, "env_steps", state.env_steps - warmup - 1)
     if state.env_steps == 0:
         sim.reset()
     clock = PhaseClock(state.phase_s)
@@ -159,6 +173,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                     dyn.refit(data, cfg.run.seed + state.env_steps)
                     clock.lap("fit")
                     dyn.rollout(agent, real, data, rollout_length(t.rollout_schedule, it), gen)
+                    append_csv(refits, {"env_steps": it, **dyn.diagnostics()})
                     clock.lap("rollout")
                 # Algorithm 2: act in the environment (uniformly at random during warm-up), add to D_env
                 obs = sim.obs
@@ -179,6 +194,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     finally:
         sim.close()
     save_policy(run, agent.actor, spec.obs_dim, spec.act_dim, cfg.agent.hidden, cfg.data.task, cfg.train.algo)
+    write_last_rollout(run.file("diagnostics", "last_rollout.npz"), dyn.last_rollout)
     return _summary(cfg, run, agent, dyn, state)
 
 
@@ -213,6 +229,8 @@ def _evaluate_and_checkpoint(cfg: Config, tr: TrainingRun, agent, sim: Simulator
            "model_holdout_mse": dyn.last_fit.get("model_holdout_mse", ""),
            "model_fit_s": dyn.last_fit.get("model_fit_s", ""),
            "rollout_length": dyn.last_rollout.get("rollout_length", ""),
+           "imagined_reward_mean": dyn.last_rollout.get("rollout_reward_mean", ""),
+           "imagined_done_frac": dyn.last_rollout.get("rollout_done_frac", ""),
            "model_buffer": dyn.buffer.size, "updates_per_s": ups,
            **{f"{k}_s": round(v, 3) for k, v in state.phase_s.items()},
            "env_steps_with_warmup": state.env_steps}

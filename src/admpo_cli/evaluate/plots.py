@@ -167,3 +167,39 @@ def plot_study(summary: pd.DataFrame, path: Path, horizons: tuple[int, ...]) -> 
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)
+
+
+# The diagnostics figure's panels: (title, [(metrics column, legend)]); a panel is drawn where a column exists.
+DIAGNOSTIC_PANELS = (
+    ("value vs return", [("q_mean", "mean Q of the SAC batch"), ("return_mean", "true return (evaluation)")]),
+    ("imagined reward per step", [("imagined_reward_mean", "model reward r"), ("penalty_mean", "penalty β·U"),
+                                  ("uncertainty_mean", "uncertainty U")]),
+    ("imagined rows that terminated", [("imagined_done_frac", "share of roll-out rows")]),
+    ("model", [("model_holdout_mse", "hold-out MSE of the last fit"), ("model_buffer", "model buffer rows")]),
+)
+
+
+def plot_diagnostics(metrics: pd.DataFrame, path: Path, title: str, x: str) -> bool:
+    """Why a model-based run collapses, from its metrics.csv: Q against the true return (over-estimation), the
+    imagined reward against the penalty (exploitation), how often imagined rows terminate, and the model's
+    hold-out error and buffer. One panel per group with data; False (nothing written) when none has."""
+    panels = [(t, [(c, n) for c, n in cols if c in metrics and pd.to_numeric(metrics[c], errors="coerce").notna().any()])
+              for t, cols in DIAGNOSTIC_PANELS]
+    panels = [(t, cols) for t, cols in panels if cols]
+    if not panels or x not in metrics:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (name, cols) in zip(axes[0], panels, strict=True):
+        for i, (col, legend) in enumerate(cols):
+            y = pd.to_numeric(metrics[col], errors="coerce")
+            target = ax.twinx() if (name == "model" and i == 1) else ax  # rows and MSE: two scales
+            target.plot(metrics[x], y, label=legend, color=f"C{i}")
+            if target is not ax:
+                target.set_ylabel(legend, color=f"C{i}", fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel({"step": "gradient steps", "env_steps": "environment steps"}.get(x, x), fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    return True

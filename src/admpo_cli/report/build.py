@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..evaluate.plots import plot_grid, plot_learning_curves, plot_profiles
+from ..evaluate.plots import plot_diagnostics, plot_grid, plot_learning_curves, plot_profiles
 from ..files import atomic_write_bytes, atomic_write_text
 from .collect_runs import RunRecord, find_runs, read_run, study_points
 from .html import Figure, document
@@ -116,6 +116,7 @@ def _figures(records: list[RunRecord], complete: list[RunRecord], final_scores: 
             caption = (f"Normalised score on {task} (0 = random, 100 = expert) against gradient steps: mean over "
                        "seeds, band ± standard error. Higher is better.")
         figures.append(Figure(f"Learning curves, {task}", p, caption))
+    figures += _diagnostics(records, out)
     for r in records:
         for kind in ("compounding", "uncertainty"):
             src = r.files.get(f"{kind}.png")
@@ -130,6 +131,23 @@ def _figures(records: list[RunRecord], complete: list[RunRecord], final_scores: 
                     figures.append(Figure(f"Uncertainty vs error, {r.path.name}", dst,
                                           "Each model's uncertainty against its true one-step error on held-out "
                                           "data. A tighter monotone relation (higher correlation) is better."))
+    return figures
+
+
+def _diagnostics(records: list[RunRecord], out: Path) -> list[Figure]:
+    """One diagnostics figure per model-based run (evaluation rows of metrics.csv)."""
+    figures = []
+    for r in records:
+        if r.metrics is None or not any(c in r.metrics for c in ("imagined_reward_mean", "penalty_mean")):
+            continue
+        p = out / f"diagnostics-{r.path.parent.name}-{r.path.name}.png"
+        x = "env_steps" if "env_steps" in r.metrics else "step"
+        if plot_diagnostics(r.metrics, p, f"{r.variant}, seed {r.seed}", x):
+            figures.append(Figure(f"Diagnostics, {r.path.parent.name}/{r.path.name}", p,
+                                  "Mean Q of SAC's batches against the policy's true return (Q far above what the "
+                                  "return can support is over-estimation on imagined data); the imagined reward "
+                                  "against the penalty β·U; the share of imagined rows that terminated; the model's "
+                                  "hold-out error (online: at each re-fit) and the model buffer."))
     return figures
 
 
