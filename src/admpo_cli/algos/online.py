@@ -31,8 +31,7 @@ from ..models.factory import build_model
 from ..models.fit import fit
 from ..rundir import RunDir
 from .buffers import KEYS, RingBuffer
-from .model_buffer import (RolloutSettings, mixed_batch, resize_model_buffer, rollout_into_buffer,
-                           write_last_rollout)
+from .model_buffer import RolloutSettings, mixed_batch, resize_model_buffer, rollout_into_buffer, write_last_rollout
 from .policy_files import save_policy
 from .real_env import RealData, Simulator
 from .summary import read_rows, write_summary

@@ -183,8 +183,10 @@ def plot_diagnostics(metrics: pd.DataFrame, path: Path, title: str, x: str) -> b
     """Why a model-based run collapses, from its metrics.csv: Q against the true return (over-estimation), the
     imagined reward against the penalty (exploitation), how often imagined rows terminate, and the model's
     hold-out error and buffer. One panel per group with data; False (nothing written) when none has."""
-    panels = [(t, [(c, n) for c, n in cols if c in metrics and pd.to_numeric(metrics[c], errors="coerce").notna().any()])
-              for t, cols in DIAGNOSTIC_PANELS]
+    def has(col: str) -> bool:
+        return col in metrics and bool(pd.to_numeric(metrics[col], errors="coerce").notna().any())
+
+    panels = [(t, [(c, n) for c, n in cols if has(c)]) for t, cols in DIAGNOSTIC_PANELS]
     panels = [(t, cols) for t, cols in panels if cols]
     if not panels or x not in metrics:
         return False
