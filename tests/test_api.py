@@ -23,6 +23,12 @@ def test_the_readme_example_runs(tmp_path, capsys):
     assert scope["u_paper"].shape == scope["u_code"].shape == (256,) and bool((scope["u_paper"] >= 0).all())
     assert env.observation_space.contains(scope["obs"]) and np.isfinite(scope["reward"])
     assert len(scope["returns"]) == 3 and (tmp_path / "runs" / "lib" / "model" / "adm.pt").exists()
+    # the README's env keeps ADM's dropout on (the authors' formula) and is still reproducible from its seed
+    from gymnasium.utils.env_checker import check_env
+
+    assert env.dropout
+    torch.manual_seed(99)  # torch's global generator plays no part in its draws
+    check_env(scope["run"].env(beta=1.0), skip_render_check=True)
 
 
 @pytest.mark.slow

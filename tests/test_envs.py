@@ -134,3 +134,25 @@ def test_collected_file_loads_through_d4rl_path(hopper_file):
     with h5py.File(hopper_file) as fh:
         assert fh["infos/qpos"].shape == (3000, 6) and fh["infos/qvel"].shape == (3000, 6)
         assert fh["timeouts"][-1]
+
+
+def test_humanoid_rewards_as_the_authors_truncated_v3():
+    """HumanoidTruncatedObs-v3 on mujoco-py 2.x: forward reward + 5 alive - 0.1 |a|^2, no contact cost, the
+    alive reward on the terminating step too; the observation is qpos[2:] and qvel (45 dims)."""
+    import numpy as np
+
+    from admpo_cli.envs.registry import get_spec, make_env
+
+    env = make_env(get_spec("humanoid"))
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    u = env.unwrapped
+    for _ in range(1000):
+        a = rng.uniform(-0.4, 0.4, 17)
+        obs, r, term, trunc, info = env.step(a)
+        assert obs.shape == (45,)
+        np.testing.assert_allclose(obs, np.r_[u.data.qpos[2:], u.data.qvel], rtol=1e-6)
+        assert r - info["forward_reward"] + 0.1 * float(np.square(a).sum()) == pytest.approx(5.0, abs=1e-9)
+        if term:
+            break
+    assert term  # random actions make it fall; the falling step paid the alive reward above

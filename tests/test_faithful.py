@@ -197,3 +197,44 @@ def test_a_modified_run_says_so_in_every_file_and_the_report_keeps_it_apart(tmp_
     assert r.exit_code == 0, r.output
     cols = list(__import__("pandas").read_csv(rep / "summary.csv", index_col="task").columns)
     assert cols == ["ADMPO-OFF"]
+
+
+def test_a_key_of_the_chosen_kind_is_checked_as_that_kind(tmp_path):
+    """model.hidden=50 is fine for ADM; the Transformer's heads=4 must divide it only when it is the kind."""
+    assert resolve("quickstart-hopper", sets=["model.hidden=50"]).model.settings().hidden == 50
+    from admpo_cli.errors import UserError
+
+    with pytest.raises(UserError, match=r"model.heads: must divide model.hidden \(50\).*adm-transformer"):
+        resolve("quickstart-hopper", sets=["model.hidden=50"], flags={"model.kind": "adm-transformer"})
+    data = tmp_path / "d.hdf5"
+    from admpo_cli.data.simulate import collect, write_dataset
+    from admpo_cli.envs.registry import get_spec
+
+    d, qpos, qvel = collect(get_spec("hopper", "d4rl"), 600, None, seed=0)
+    write_dataset(data, d, "d4rl", qpos, qvel)
+    r = invoke("fit-model", "--preset", "quickstart-hopper", "--dataset", data, "--run", tmp_path / "r",
+               "--set", "model.hidden=50", "--set", "model.max_epochs=1", "--set", "model.steps_per_epoch=2")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_collected_file_is_reused_only_for_the_request_it_was_made_for(tmp_path):
+    from admpo_cli.data.load import load_dataset
+    from admpo_cli.errors import UserError
+
+    cfg = resolve("quickstart-hopper", sets=["data.collect_steps=700", f"data.data_dir={tmp_path}"])
+    data, _ = load_dataset(cfg)
+    assert len(data) == 700
+    assert len(load_dataset(cfg)[0]) == 700  # the same request reads the file
+    other = resolve("quickstart-hopper", sets=["data.collect_steps=900", f"data.data_dir={tmp_path}"])
+    with pytest.raises(UserError, match="holds 700 collected transitions, data.collect_steps=900"):
+        load_dataset(other)
+
+
+def test_a_policy_drives_humanoid_in_its_action_units():
+    """The actor acts in [-1, 1]; Humanoid's box is +-0.4: 0.5 is 0.2 there (scaled), not 0.4 (clipped)."""
+    from admpo_cli.data.simulate import collect
+    from admpo_cli.envs.registry import get_spec
+
+    spec = get_spec("humanoid")
+    data, _, _ = collect(spec, 5, lambda o: np.full(spec.act_dim, 0.5, np.float32), seed=0)
+    np.testing.assert_allclose(data.actions, 0.2, rtol=1e-6)

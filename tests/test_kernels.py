@@ -388,3 +388,64 @@ def nn_gru_last(gru: torch.nn.GRU, x: torch.Tensor) -> torch.Tensor:
     """nn.GRU's own forward (batch_first as ADM builds it), the last position's output."""
     with torch.no_grad():
         return gru(x)[0][:, -1]
+
+
+def test_kernel_flags_are_the_cpus():
+    """-mprefer-vector-width is an x86 flag: another CPU would fail every build with it."""
+    assert "-mprefer-vector-width=512" in kernels.flags("x86_64")
+    assert "-mprefer-vector-width=512" not in kernels.flags("aarch64")
+    assert "-march=native" in kernels.flags("aarch64")
+
+
+@pytest.fixture
+def private_build_dir(tmp_path, monkeypatch):
+    """A kernel library name of its own in an empty extension folder: the tests' builds and locks touch nothing
+    of the real cache."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setattr(kernels, "_name", lambda: "admpo_cpu_testonly")
+    monkeypatch.setenv("ADMPO_CPU_KERNELS", "1")
+    kernels.reset()
+    yield kernels._library("admpo_cpu_testonly")
+    kernels.reset()
+
+
+def test_a_stale_build_lock_costs_one_bounded_wait(private_build_dir, monkeypatch, caplog):
+    from torch.utils import cpp_extension
+
+    lock = private_build_dir.parent / "lock"
+    lock.write_text("")  # a build killed mid-way leaves torch's lock behind
+    monkeypatch.setenv("ADMPO_KERNEL_LOCK_WAIT", "0.5")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/c++")
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: pytest.fail("built while another build's lock stood"))
+    caplog.set_level("WARNING", logger="admpo")
+    assert kernels.cpu_ops() is None
+    assert not lock.exists() and "outlived a" in caplog.text and "pure-PyTorch path now" in caplog.text
+
+
+def test_a_failed_build_is_not_retried_by_every_process(private_build_dir, monkeypatch, caplog):
+    from torch.utils import cpp_extension
+
+    calls = []
+
+    def broken(**kw):
+        calls.append(kw)
+        raise RuntimeError("c++: error: unrecognized command-line option '-mprefer-vector-width=512'")
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/c++")
+    monkeypatch.setattr(cpp_extension, "load", broken)
+    caplog.set_level("WARNING", logger="admpo")
+    assert kernels.cpu_ops() is None and len(calls) == 1
+    kernels.reset()  # the next process
+    assert kernels.cpu_ops() is None and len(calls) == 1
+    assert "failed to build here before (c++: error: unrecognized" in caplog.text
+
+
+def test_a_built_library_is_loaded_without_building(fused, monkeypatch):
+    """Another virtualenv with the same torch finds the library and loads it: no compiler run, no ninja."""
+    from torch.utils import cpp_extension
+
+    assert kernels._library(kernels._name()).exists()
+    monkeypatch.setattr(cpp_extension, "load", lambda **kw: pytest.fail("rebuilt a library that exists"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # not even a compiler is needed
+    kernels.reset()
+    assert kernels.cpu_ops() is not None

@@ -32,11 +32,15 @@ def _fitted(kind, data):
     return model.eval()
 
 
-@pytest.mark.parametrize("kind", ["adm", "ensemble", "bootrnn", "adm-transformer"])
-def test_check_env_passes_for_every_model_kind(kind, hopper_file):
+@pytest.mark.parametrize("kind,dropout", [("adm", False), ("adm", True), ("ensemble", False), ("bootrnn", False),
+                                          ("bootrnn", True), ("adm-transformer", False), ("adm-transformer", True)])
+def test_check_env_passes_for_every_model_kind(kind, dropout, hopper_file):
+    """check_env steps twice from one seed and compares: with dropout on, the masks must come from the env's
+    generator as well."""
     data = load_d4rl(hopper_file)
     unc = registry.model(kind).uncertainties[0]
-    env = ModelEnv(_fitted(kind, data), data, get_spec("hopper"), beta=1.0, uncertainty=unc, max_episode_steps=20)
+    env = ModelEnv(_fitted(kind, data), data, get_spec("hopper"), beta=1.0, uncertainty=unc, max_episode_steps=20,
+                   dropout=dropout)
     check_env(env, skip_render_check=True)
     obs, info = env.reset(seed=3)
     ret, steps, done = 0.0, 0, False

@@ -316,3 +316,64 @@ def test_bc_resumes_from_its_checkpoint_to_the_same_result(tmp_path, hopper_file
     a = torch.load(tmp_path / "full" / "policy" / "bc.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "split" / "policy" / "bc.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def threads():
+    """Set torch's thread count inside a test; the suite's count afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_a_run_resumed_with_another_thread_count_continues_bit_for_bit(tmp_path, hopper_file, threads):
+    """Interrupted at 2 threads, resumed at 1, against one run at 2: the same bits. At these sizes (SAC's batch of
+    256 and width 256, ADM fitted on 256-window batches) MKL's products and the column sums of the fits would
+    split their sums by thread count without MKL's strict CNR mode and the fixed-order sums."""
+    sets = [f"data.path={hopper_file}", "data.benchmark=d4rl", "model.max_epochs=2", "model.steps_per_epoch=10",
+            "rollout.batch_size=512", "train.epochs=3", "train.steps_per_epoch=40", "train.rollout_freq=40",
+            "train.checkpoint_every=1", "eval.episodes=2", "eval.max_episode_steps=50"]
+    cfg = resolve("quickstart-hopper", None, sets)
+    assert cfg.agent.batch_size == 256 and cfg.agent.hidden == (256, 256) and cfg.model.batch_size == 256
+    runs = {name: RunDir.create_or_open(tmp_path / name, cfg) for name in ("full", "split")}
+    threads(2)
+    seed_everything(0)
+    full = _train(cfg, runs["full"])
+    seed_everything(0)
+    assert _interrupted(cfg, runs["split"], 40) == 40  # model fitted at 2 threads, one epoch trained
+    threads(1)
+    seed_everything(5)
+    resumed = _train(cfg, runs["split"])
+    a = torch.load(runs["full"].file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    b = torch.load(runs["split"].file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    cols = lambda rd: [",".join(x.split(",")[:12]) for x in _read(rd.file("metrics.csv"))]  # noqa: E731
+    assert cols(runs["full"]) == cols(runs["split"]) and full["final_return"] == resumed["final_return"]
+
+
+@pytest.mark.parametrize("kind", ["adm", "ensemble", "bootrnn", "adm-transformer"])
+@pytest.mark.parametrize("kernels_on", [True, False])
+def test_a_model_fit_is_the_same_at_one_and_two_threads(kind, kernels_on, hopper_file, threads, monkeypatch):
+    """Each kind's fit (its fused kernels, and the pure-PyTorch path without them) gives the same weights at 1
+    and at 2 threads."""
+    from admpo_cli import kernels
+    from admpo_cli.data.d4rl import load_d4rl
+    from admpo_cli.models.factory import build_model
+    from admpo_cli.models.fit import fit
+
+    if kernels_on and shutil.which("c++") is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("ADMPO_CPU_KERNELS", "1" if kernels_on else "0")
+    kernels.reset()
+    data = load_d4rl(hopper_file)
+    cfg = resolve("quickstart-hopper", None, [f"model.kind={kind}", "model.max_epochs=2", "model.steps_per_epoch=8",
+                                              "model.ensemble_size=3", "model.elites=2"]).model
+    weights = []
+    for n in (1, 2):
+        threads(n)
+        torch.manual_seed(0)
+        model = build_model(kind, data.obs_dim, data.act_dim, cfg)
+        fit(model, data, cfg, CPU, seed=0)
+        weights.append([v.clone() for v in model.state_dict().values()])
+    kernels.reset()
+    assert all(torch.equal(x, y) for x, y in zip(*weights, strict=True))

@@ -133,3 +133,42 @@ def test_every_online_preset_resolves_and_starts(tmp_path, name):
     out = _train(cfg, rd)
     assert out["env_steps"] == 60 and out["label"].startswith("ADMPO-ON (modified: ")
     assert torch.load(rd.file("checkpoints", "train.pt"), weights_only=True)["parts"]["dynamics"]["model"] is not None
+
+
+def test_sigterm_in_the_middle_of_a_refit_stops_it_at_once_and_resumes_to_the_same_run(tmp_path, monkeypatch):
+    """A scheduler's SIGTERM arrives during the second re-fit: the fit ends at its next minibatch, the
+    checkpoint holds the state before that learning step, and the resumed run redoes the fit: the same run."""
+    import os
+    import signal
+
+    from admpo_cli.models.factory import build_model
+
+    cfg = resolve("quickstart-hopper-online", None, [*TINY, "train.algo=admpo"])
+    full = RunDir.create_or_open(tmp_path / "full", cfg)
+    seed_everything(0)
+    _train(cfg, full)
+    adm = type(build_model("adm", 11, 3, cfg.model))
+    original, calls = adm.train_step, []
+
+    def train_step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 13:  # the second fit (10 minibatches each: 2 epochs x 5), third minibatch
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(adm, "train_step", train_step)
+    split = RunDir.create_or_open(tmp_path / "split", cfg)
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):
+        _train(cfg, split)
+    assert len(calls) == 13  # not one minibatch more: the fit stopped at its next check
+    ck = torch.load(split.file("checkpoints", "train.pt"), weights_only=True)
+    assert ck["loop"]["env_steps"] == 40 + 40  # before learning step 40, whose re-fit was cut short
+    monkeypatch.setattr(adm, "train_step", original)
+    seed_everything(7)
+    _train(cfg, split)
+    strip = lambda p: [",".join(x.split(",")[:12]) for x in p.read_text().splitlines()]  # noqa: E731
+    assert strip(full.file("metrics.csv")) == strip(split.file("metrics.csv"))
+    pa = torch.load(full.file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    pb = torch.load(split.file("policy", "actor.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)

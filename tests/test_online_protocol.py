@@ -200,8 +200,12 @@ def test_from_scratch_refit_reinitialises_and_warm_start_keeps_adam():
     cfg = resolve("quickstart-hopper-online", None, SMALL_FIT)
     first, opt, _ = fit_dynamics(cfg, None, None, data, CPU, 0)
     assert opt is not None and int(opt["t"]) == 6  # warm_start (the quickstart's budget) keeps Adam's state
+    kept = {k: v.clone() for k, v in first.state_dict().items()}
     again, opt2, _ = fit_dynamics(cfg, first, opt, data, CPU, 1)
-    assert again is first and int(opt2["t"]) == 12  # continued: the step count goes on
+    assert int(opt2["t"]) == 12  # continued: the step count goes on
+    # on copies: a fit that a stop request cuts short leaves the last model and Adam's state as they were
+    assert again is not first and int(opt["t"]) == 6 and all(torch.equal(kept[k], v) for k, v in
+                                                            first.state_dict().items())
     scratch = resolve("quickstart-hopper-online", None, [*SMALL_FIT, "train.model_refit=from_scratch"])
     before = {k: v.clone() for k, v in first.state_dict().items()}
     fresh, opt3, _ = fit_dynamics(scratch, first, opt2, data, CPU, 2)
@@ -322,12 +326,16 @@ def test_budget_is_recorded_labelled_and_marked_in_the_report(tmp_path):
     (run,) = (tmp_path / "runs" / "hopper-online").iterdir()
     assert run.name.startswith("sac-s0-cpu")
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["budget"] == "cpu" and summary["label"] == "SAC (reduced budget: cpu)"
-    assert "budget: cpu" in (run / "config.yaml").read_text()
+    # TINY's --set keys are modifications on top of the budget: both are in the label
+    assert summary["budget"] == "cpu" and summary["label"].startswith("SAC (reduced budget: cpu; modified: ")
+    assert "train.total_steps" in summary["modified"] and "budget: cpu" in (run / "config.yaml").read_text()
     r = invoke("report", run, "--out", tmp_path / "rep")
     assert r.exit_code == 0, r.output
     page = next(p for p in (tmp_path / "rep").iterdir() if p.suffix in (".md", ".html")).read_text()
-    assert "SAC (reduced budget: cpu)" in page
+    assert "SAC (reduced budget: cpu; modified: " in page
+    r = invoke("report", run, "--out", tmp_path / "pooled", "--pool-modified")
+    page = next(p for p in (tmp_path / "pooled").iterdir() if p.suffix in (".md", ".html")).read_text()
+    assert "SAC (reduced budget: cpu)" in page and "modified:" not in page
 
 
 def test_rollout_schedule_counts_learning_steps():

@@ -116,7 +116,10 @@ class ModelConfig:
         """The typed settings of `kind` (default: this section's kind): its defaults and the keys set here."""
         spec = registry.model(kind or self.kind)
         own = {f.name for f in fields(spec.settings)}
-        return spec.settings(**{k: v for k, v in self.options if k in own})
+        try:
+            return spec.settings(**{k: v for k, v in self.options if k in own})
+        except (ValueError, TypeError) as exc:  # the kind's own checks: one line naming the key
+            raise UserError(f"{exc} (model.kind={kind or self.kind})") from None
 
 
 @dataclass(frozen=True)
@@ -356,7 +359,8 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
             if key in types and key != "options":
                 changes[key] = _coerce(value, types[key], where)
             elif section == "model":
-                options[key] = _coerce(value, _model_option_type(key, list(types), source), where)
+                kind = values.get("kind", current.kind)
+                options[key] = _coerce(value, _model_option_type(key, str(kind), list(types), source), where)
             else:
                 raise UserError(f"{source}: unknown key '{section}.{key}'{_closest(key, list(types))}")
         if section == "train" and changes.get("algo") not in (None, *registry.ALGORITHMS.names()):
@@ -366,19 +370,21 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
                 registry.model(changes["kind"], f"{source}: model.kind")  # the error names the kinds there are
             if options:
                 changes["options"] = tuple(sorted({**dict(current.options), **options}.items()))
-                _check_model_options(dict(changes["options"]), source)
         updates[section] = replace(current, **changes)
     cfg = replace(cfg, **updates)
+    if "model" in updates and cfg.model.options:  # a kind's defaults are valid: nothing to check (or import)
+        _check_model_options(cfg.model, source)
     validate(cfg)
     return cfg
 
 
-def _model_option_type(key: str, common: list[str], source: str) -> Any:
-    """The type a model kind declares for one of its own keys (the first registered kind that has it)."""
+def _model_option_type(key: str, kind: str, common: list[str], source: str) -> Any:
+    """The type of a model kind's own key: as `kind` (the section's kind) declares it, else as the first
+    registered kind that has it (a key kept for another kind is typed as that kind's)."""
     known, broken = [], []
-    for kind in registry.MODELS.names():
+    for name in [kind, *(k for k in registry.MODELS.names() if k != kind)]:
         try:
-            own = registry.settings_fields(kind)
+            own = registry.settings_fields(name)
         except UserError as exc:  # a plugin that does not load spoils only its own keys
             broken.append(str(exc))
             continue
@@ -390,20 +396,13 @@ def _model_option_type(key: str, common: list[str], source: str) -> Any:
     raise UserError(f"{source}: unknown key 'model.{key}'{hint}{why}")
 
 
-def _check_model_options(options: dict[str, Any], source: str) -> None:
-    """Each registered kind's settings built from the keys it owns: its own checks run now, not at fit time."""
-    for kind in registry.MODELS.names():
-        try:
-            cls = registry.model(kind).settings
-        except UserError:
-            continue
-        own = {f.name for f in fields(cls)}
-        mine = {k: v for k, v in options.items() if k in own}
-        if mine:
-            try:
-                cls(**mine)
-            except (ValueError, TypeError) as exc:
-                raise UserError(f"{source}: {exc}") from None
+def _check_model_options(model: ModelConfig, source: str) -> None:
+    """The chosen kind's settings built from the keys it owns, so its own checks run now, not at fit time; keys
+    other kinds own (kept for a later --model) are not checked against this kind."""
+    try:
+        model.settings()
+    except UserError as exc:
+        raise UserError(f"{source}: {exc}") from None
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

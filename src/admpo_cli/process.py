@@ -17,6 +17,48 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    strict_cnr()
+
+
+# MKL's conditional numerical reproducibility (mkl_service.h): the AUTO branch, STRICT (the same bits at
+# every thread count); mkl_cbwr_set's success code, and its refusal once MKL has computed something.
+_MKL_CBWR_AUTO_STRICT, _MKL_CBWR_SUCCESS, _MKL_CBWR_MODE_CHANGE_FAILURE = 2 | 0x10000, 0, -8
+
+
+def strict_cnr() -> str:
+    """Put MKL in strict CNR mode: matrix products whose bits do not depend on the thread count (admpo's own
+    column sums are fixed-order too), so that a run resumed with another thread count continues bit for bit.
+    admpo_cli's import sets MKL_CBWR for processes that load MKL afterwards; this sets it directly where torch
+    was loaded first, which MKL accepts until its first computation. Returns "on", "off (why)" or
+    "not MKL"; a refusal is said once."""
+    global _CNR
+    if _CNR is None:
+        _CNR = _set_strict_cnr()
+        if _CNR.startswith("off"):
+            log.warning(f"MKL strict CNR mode {_CNR}: results may differ in the last bits between thread counts")
+    return _CNR
+
+
+_CNR: str | None = None
+
+
+def _set_strict_cnr() -> str:
+    import os
+
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        set_, get = lib.mkl_serv_cbwr_set, lib.mkl_serv_cbwr_get
+    except (OSError, AttributeError):
+        return "not MKL"
+    set_.restype = get.restype = ctypes.c_int
+    if get(ctypes.c_int(1)) == _MKL_CBWR_AUTO_STRICT & 0xFFFF and os.environ.get("MKL_CBWR") == "AUTO,STRICT":
+        return "on"  # read from MKL_CBWR when MKL started (the bit STRICT is not reported back)
+    code = set_(ctypes.c_int(_MKL_CBWR_AUTO_STRICT))
+    if code == _MKL_CBWR_SUCCESS:
+        return "on"
+    if code == _MKL_CBWR_MODE_CHANGE_FAILURE:
+        return "off (MKL had computed before admpo could set it: import admpo_cli before using torch)"
+    return f"off (mkl_cbwr_set returned {code})"
 
 
 

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from ..numerics import FixedOrderLinear
 from .backprop import bound_log_std, squashed_log_prob
 
 
@@ -19,11 +20,12 @@ def logp_shift(entropy_space: str, action_scale) -> float:
 
 
 def mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
+    """ReLU MLP of nn.Linear layers; its products have the same bits at every thread count (numerics.py)."""
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(d_in, h), nn.ReLU()]
+        layers += [FixedOrderLinear(d_in, h), nn.ReLU()]
         d_in = h
-    layers.append(nn.Linear(d_in, d_out))
+    layers.append(FixedOrderLinear(d_in, d_out))
     return nn.Sequential(*layers)
 
 

@@ -11,7 +11,7 @@ import torch
 from ..agents.bc import BC
 from ..config import Config
 from ..data.dataset import Transitions
-from ..data.scores import reference_for
+from ..data.scores import run_reference
 from ..envs.registry import spec_for
 from ..errors import DivergenceError
 from ..evaluate.policy import evaluation_row
@@ -44,7 +44,7 @@ class BCState:
 def train_bc(cfg: Config, run: RunDir, device: torch.device, data: Transitions, model=None,
              hooks: Hooks | None = None) -> dict:
     """BC on the dataset, evaluated and checkpointed 10 times over the run (resumable like the others)."""
-    spec, ref = spec_for(cfg.data), reference_for(cfg.data.task, cfg.data.env)
+    spec, ref = spec_for(cfg.data), run_reference(cfg, run)
     bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.agent.actor_lr * 10, device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)

@@ -41,7 +41,8 @@ class RolloutSettings:
 
 @torch.no_grad()
 def rollout_into_buffer(model: DynamicsModel, agent, real: dict[str, torch.Tensor], starts: torch.Tensor,
-                        model_buf: RingBuffer, ro: RolloutSettings, termination, gen: torch.Generator) -> dict:
+                        model_buf: RingBuffer, ro: RolloutSettings, termination, gen: torch.Generator,
+                        check=None) -> dict:
     """Draw `ro.batch_size` start windows (m-1 real steps and a start state) among `starts`, imagine H steps
     with random backtracking under the current policy (Algorithm 1), penalise the rewards r - beta * U,
     and add the transitions to the model buffer. Returns the roll-out's statistics."""
@@ -49,7 +50,8 @@ def rollout_into_buffer(model: DynamicsModel, agent, real: dict[str, torch.Tenso
     rows = starts[torch.randint(len(starts), (ro.batch_size,), device=starts.device, generator=gen)]
     w = start_windows(real["obs"], real["act"], rows, model.context)
     out = rollout(model, lambda o: agent.actor(o, with_logp=False)[0], w["hist_obs"], w["hist_act"], w["obs"],
-                  ro.horizon, termination, ro.uncertainty, ro.beta, ro.k_mode, ro.chunk_size, gen, ro.dropout)
+                  ro.horizon, termination, ro.uncertainty, ro.beta, ro.k_mode, ro.chunk_size, gen, ro.dropout,
+                  check=check)
     model_buf.add({"obs": out.obs, "act": out.act, "rew": out.rew, "next_obs": out.next_obs,
                    "done": out.done.float()})
     dt = time.perf_counter() - t0

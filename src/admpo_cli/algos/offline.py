@@ -16,7 +16,7 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
-from ..data.scores import reference_for
+from ..data.scores import run_reference
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
 from ..errors import UserError
@@ -62,8 +62,10 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, data: Transiti
             stop_requested()  # a Ctrl-C or SIGTERM during the last step takes effect here, between two steps
             if state.step % cfg.train.rollout_freq == 0 or model_buf.size == 0:
                 # lines 4-8: start windows from D_env, H imagined steps with random backtracking (Algorithm 1),
-                # rewards r - beta * U (Eq. 4), into D_model
-                state.last_rollout = rollout_into_buffer(model, agent, real.data, starts, model_buf, ro, term, gen)
+                # rewards r - beta * U (Eq. 4), into D_model (a stop request ends it at once, redone on resume)
+                with tr.undone_if_stopped():
+                    state.last_rollout = rollout_into_buffer(model, agent, real.data, starts, model_buf, ro, term,
+                                                             gen, stop_requested)
             batch = mixed_batch(real.table, model_buf, real, cfg.agent.batch_size, cfg.train.real_ratio, gen)  # l. 9
             tr.add(agent.update(*(batch[k] for k in KEYS),  # line 10: a SAC update on the mixed batch
                                 update_actor=(state.step % cfg.agent.actor_update_every == 0)))
@@ -94,7 +96,7 @@ def _end_of_epoch(cfg: Config, tr: TrainingRun, agent, model_buf: RingBuffer, st
         last = state.last_rollout
         row = {"step": state.step, "epoch": epoch,
                **evaluation_row(lambda o: agent.act(o, deterministic=True), spec_for(cfg.data), cfg.eval.episodes,
-                                cfg.run.seed, epoch * 1009, reference_for(cfg.data.task, cfg.data.env),
+                                cfg.run.seed, epoch * 1009, run_reference(cfg, tr.run),
                                 cfg.eval.max_episode_steps, device),
                **losses, "alpha": float(agent.alpha), "model_buffer": model_buf.size,
                "uncertainty_mean": last.get("uncertainty_mean", ""), "penalty_mean": last.get("penalty_mean", ""),
@@ -123,7 +125,7 @@ def _summary(cfg: Config, run: RunDir, agent, ro: RolloutSettings, model: Dynami
     spec = registry.algorithm(cfg.train.algo, "offline")
     rows = read_rows(run.file("metrics.csv"))
     extra = {"published_setting": spec.published_for(cfg.data.task)} if spec.published_for else {}
-    return write_summary(run, cfg, cfg.train.algo, cfg.model.kind, rows, reference_for(cfg.data.task, cfg.data.env), {
+    return write_summary(run, cfg, cfg.train.algo, cfg.model.kind, rows, run_reference(cfg, run), {
         "uncertainty": ro.uncertainty, "k_mode": ro.k_mode, "beta": ro.beta, "m": getattr(model, "m", None),
         "horizon": ro.horizon, "gradient_steps": state.step, "rollout_dtype": cfg.rollout.dtype,
         "dropout_at_inference": ro.dropout, "agent_backend": agent.backend, **extra,

@@ -11,6 +11,7 @@ integration state.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
-from ..data.scores import reference_for
+from ..data.scores import run_reference
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
 from ..evaluate.policy import evaluation_row
@@ -69,14 +70,17 @@ class PhaseClock:
         self.t = now
 
 
-def fit_dynamics(cfg: Config, model, opt_state: dict | None, data: Transitions, device: torch.device, seed: int):
+def fit_dynamics(cfg: Config, model, opt_state: dict | None, data: Transitions, device: torch.device, seed: int,
+                 check=None):
     """Fit the model on all real data so far: a fresh one (the ADMPO authors' `reset_dyna()`, `from_scratch`)
-    or the last fit and its optimiser state continued (`warm_start`, MBPO). Returns the model, its optimiser
-    state and the fit's figures."""
+    or the last fit and its optimiser state continued (`warm_start`, MBPO: on copies, so that a fit cut short by
+    a stop request leaves them as they were). Returns the model, its optimiser state and the fit's figures."""
     t0 = time.perf_counter()
     if model is None or cfg.train.model_refit == "from_scratch":
         model, opt_state = build_model(cfg.model.kind, data.obs_dim, data.act_dim, cfg.model), None
-    res = fit(model, data, cfg.model, device, seed, opt_state=opt_state)
+    else:
+        model, opt_state = copy.deepcopy(model), copy.deepcopy(opt_state)
+    res = fit(model, data, cfg.model, device, seed, opt_state=opt_state, check=check)
     keep = res.opt_state if cfg.train.model_refit == "warm_start" else None
     return model.eval(), keep, {"model_holdout_mse": float(np.mean(res.holdout_mse)), "model_epochs": res.epochs,
                                 "model_fit_s": time.perf_counter() - t0, "model_validation": res.validation}
@@ -95,11 +99,23 @@ class LearnedDynamics:
         self.last_fit: dict = {}
         self.last_rollout: dict = {}
 
-    def refit(self, data: Transitions, seed: int) -> None:
+    def refit(self, data: Transitions, seed: int, check=None) -> None:
         self.model, self.opt_state, self.last_fit = fit_dynamics(self.cfg, self.model, self.opt_state, data,
-                                                                 self.device, seed)
+                                                                 self.device, seed, check)
 
-    def rollout(self, agent, real: RealData, data: Transitions, length: int, gen: torch.Generator) -> None:
+    def snapshot(self) -> tuple:
+        """What a re-fit and its roll-out replace (a fit never changes the model or optimiser state it starts
+        from: fit_dynamics continues copies), to put back when a stop request cuts them short."""
+        return self.model, self.opt_state, self.buffer, self.last_fit, self.last_rollout
+
+    def restore_to(self, snap: tuple):
+        def restore() -> None:
+            self.model, self.opt_state, self.buffer, self.last_fit, self.last_rollout = snap
+
+        return restore
+
+    def rollout(self, agent, real: RealData, data: Transitions, length: int, gen: torch.Generator,
+                check=None) -> None:
         """Roll-outs of `length` steps from real histories of m-1 steps (`data`: D_env as the model was fitted
         on it) into the resized model buffer."""
         t = self.cfg.train
@@ -107,7 +123,7 @@ class LearnedDynamics:
         starts = torch.as_tensor(rollout_starts(data, self.model.context), device=self.device)
         if len(starts):
             self.last_rollout = rollout_into_buffer(self.model, agent, real.buffer.data, starts, self.buffer,
-                                                    self.ro.with_horizon(length), self.term, gen)
+                                                    self.ro.with_horizon(length), self.term, gen, check)
             self.last_rollout["rollout_length"] = length
 
     def diagnostics(self) -> dict:
@@ -168,10 +184,12 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                 if model_based and it >= 0 and it % t.model_update_interval == 0:
                     # Algorithm 2: train the model on D_env; roll it out from real histories of m-1 steps with
                     # random backtracking (Algorithm 1), the length of the schedule at `it`, into D_model
+                    # (a stop request ends the fit or roll-out at once; the resumed run redoes both from here)
                     data = real.transitions()
-                    dyn.refit(data, cfg.run.seed + state.env_steps)
-                    clock.lap("fit")
-                    dyn.rollout(agent, real, data, rollout_length(t.rollout_schedule, it), gen)
+                    with tr.undone_if_stopped(dyn.restore_to(dyn.snapshot())):
+                        dyn.refit(data, cfg.run.seed + state.env_steps, stop_requested)
+                        clock.lap("fit")
+                        dyn.rollout(agent, real, data, rollout_length(t.rollout_schedule, it), gen, stop_requested)
                     append_csv(refits, {"env_steps": it, **dyn.diagnostics()})
                     clock.lap("rollout")
                 # Algorithm 2: act in the environment (uniformly at random during warm-up), add to D_env
@@ -219,7 +237,7 @@ def _evaluate_and_checkpoint(cfg: Config, tr: TrainingRun, agent, sim: Simulator
     """Losses (divergence guard), deterministic episodes on a separate env, a metrics.csv row, a checkpoint."""
     losses = tr.losses(f"env step {step}")
     ups = tr.rate()  # updates/s since the last evaluation (this evaluation not included)
-    ref = reference_for(cfg.data.task, cfg.data.env)
+    ref = run_reference(cfg, tr.run)
     row = {"env_steps": step, "updates": state.updates,
            **evaluation_row(lambda o: agent.act(o, deterministic=True), spec_for(cfg.data), cfg.eval.episodes,
                             cfg.run.seed, step, ref, cfg.eval.max_episode_steps, device),
@@ -242,7 +260,7 @@ def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: Onlin
     spec = registry.algorithm(cfg.train.algo, "online")
     rows = read_rows(run.file("metrics.csv"))
     return write_summary(run, cfg, cfg.train.algo, cfg.model.kind if model_based else None, rows,
-                         reference_for(cfg.data.task, cfg.data.env), {
+                         run_reference(cfg, run), {
         "setting": "online", "env_steps": state.env_steps - t.warmup_steps, "warmup_steps": t.warmup_steps,
         "gradient_steps": state.updates, "utd": t.utd,
         "m": getattr(dyn.model, "m", None) if model_based else None,

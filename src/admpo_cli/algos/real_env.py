@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import Transitions
-from ..envs.registry import EnvSpec, make_env
+from ..envs.registry import EnvSpec, action_scale, make_env
 from .buffers import RingBuffer
 
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -68,7 +68,7 @@ class Simulator:
     def __init__(self, spec: EnvSpec, seed: int, max_steps: int):
         self.env = make_env(spec, max_steps)
         self.seed = seed
-        self.scale = self.env.action_space.high.astype(np.float32)
+        self.scale = action_scale(self.env.action_space)
         self.obs: np.ndarray | None = None
         self.episode, self.episode_return, self.returns = 0, 0.0, []
 

@@ -178,6 +178,21 @@ class TrainingRun:
 
     # ---- interrupts
     @contextmanager
+    def undone_if_stopped(self, restore: Callable[[], None] | None = None) -> Iterator[None]:
+        """A long phase at the start of a step (a model fit, a roll-out) that a stop request cuts short: the
+        check inside it raises, the random streams go back to the step's start and `restore` puts back what the
+        phase replaced, so the checkpoint written on the way out holds whole steps and the resumed run redoes
+        the phase from the same state (the uninterrupted result)."""
+        snapshot = rng_state(self.gen)
+        try:
+            yield
+        except KeyboardInterrupt:
+            set_rng_state(snapshot, self.gen)
+            if restore is not None:
+                restore()
+            raise
+
+    @contextmanager
     def running(self) -> Iterator[Callable[[], None]]:
         """Yields `stop_requested()`, which the loop calls between two steps; an interrupt checkpoints first.
         A hook's StopTraining ends the loop here, after a checkpoint, and the run finishes normally."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import Config
 from ..envs.registry import spec_for
+from ..errors import UserError
 from . import d4rl, neorl
 from .dataset import Transitions, validate
 from .scores import Reference, reference_for
@@ -15,6 +16,20 @@ from .simulate import collect, write_dataset
 
 def default_collect_path(cfg: Config) -> Path:
     return Path(cfg.data.data_dir or "data") / f"{cfg.data.task}.hdf5"
+
+
+def check_collected(path: Path, steps: int) -> None:
+    """A collected file is reused only for the request it was made for: data.collect_steps transitions."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            have = int(fh["rewards"].shape[0])
+    except (OSError, KeyError):
+        return  # not a readable D4RL file: the loader says what is wrong with it
+    if have != steps:
+        raise UserError(f"{path}: holds {have} collected transitions, data.collect_steps={steps} asks for another "
+                        "dataset; delete the file or set data.data_dir to collect it in another folder")
 
 
 def load_dataset(cfg: Config, progress=None) -> tuple[Transitions, dict[str, Any]]:
@@ -33,7 +48,10 @@ def load_dataset(cfg: Config, progress=None) -> tuple[Transitions, dict[str, Any
         path = default_collect_path(cfg)
         if not path.exists():
             data, qpos, qvel = collect(spec, cfg.data.collect_steps, None, seed=cfg.run.seed, progress=progress)
-            write_dataset(path, data, "d4rl", qpos, qvel, {"policy": "random", "env": spec.gym_id})
+            write_dataset(path, data, "d4rl", qpos, qvel, {"policy": "random", "env": spec.gym_id,
+                                                           "collect_steps": cfg.data.collect_steps,
+                                                           "seed": cfg.run.seed})
+        check_collected(path, cfg.data.collect_steps)
         data = d4rl.load_d4rl(path)
         source = str(path)
     elif bench == "d4rl":

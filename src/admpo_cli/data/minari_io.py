@@ -26,7 +26,7 @@ def load_minari(dataset_id: str, download: bool = False) -> tuple[Transitions, R
     except Exception as exc:  # minari raises plain errors for a missing local dataset
         raise UserError(
             f"Minari dataset {dataset_id}: not found under $MINARI_DATASETS_PATH "
-            f"({type(exc).__name__}); pass --download to fetch it where there is internet"
+            f"({type(exc).__name__}); add --set data.download=true to fetch it where there is internet"
         ) from None
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("o", "a", "r", "n", "t", "u")}
     for ep in ds.iterate_episodes():

@@ -36,6 +36,18 @@ def reference_for(task: str, env: str, minari_ref: Reference | None = None) -> R
     return D4RL_REF.get(env)
 
 
+def run_reference(cfg, run) -> Reference | None:
+    """The one reference every figure of a run uses (training rows, summary, eval-policy): what its dataset
+    recorded when it was loaded (dataset.json; a Minari dataset's own reference returns), else the task's."""
+    import json
+
+    p = run.file("dataset.json")
+    if p.exists():
+        rec = json.loads(p.read_text()).get("reference")
+        return None if rec is None else Reference(float(rec["random"]), float(rec["expert"]), str(rec["source"]))
+    return reference_for(cfg.data.task, cfg.data.env)
+
+
 def normalized_score(ret: float, ref: Reference | None) -> float | None:
     if ref is None:
         return None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..envs.registry import EnvSpec, make_env
+from ..envs.registry import EnvSpec, env_action, make_env
 from .d4rl import write_d4rl
 from .dataset import Transitions
 from .neorl import write_neorl
@@ -24,7 +24,8 @@ def collect(
     max_episode_steps: int = 1000,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Transitions, np.ndarray, np.ndarray]:
-    """Run `policy` (uniform random when None) for `steps` transitions.
+    """Run `policy` (uniform random when None; a policy acts in [-1, 1], scaled to the env's range) for `steps`
+    transitions.
 
     Returns the transitions and the simulator state (qpos, qvel) before each step, as D4RL stores them.
     Episodes cut by the time limit are marked as timeouts; the last, unfinished one too.
@@ -46,7 +47,8 @@ def collect(
     obs, _ = env.reset(seed=int(rng.integers(2**31)))
     for i in range(steps):
         qpos[i], qvel[i] = u.data.qpos, u.data.qvel
-        a = rng.uniform(low, high).astype(np.float32) if policy is None else np.clip(policy(obs), low, high)
+        a = rng.uniform(low, high).astype(np.float32) if policy is None else \
+            env_action(np.clip(policy(obs), -1.0, 1.0), env.action_space).astype(np.float32)
         nxt, r, term, trunc, _ = env.step(a)
         O[i], A[i], R[i], N[i], T[i], U[i] = obs, a, r, nxt, term, trunc and not term
         if term or trunc:

@@ -20,6 +20,8 @@ class EnvSpec:
     obs_dim: int = 0
     act_dim: int = 0
     nq: int = 0  # qpos size of the model (x included)
+    # Keep only the first N observation dimensions (0: all): the truncated Humanoid of the authors' code.
+    obs_first: int = 0
 
 
 # D4RL/NeoRL data come from the v2/v3 envs; their gymnasium v4 counterparts have the same dynamics and
@@ -40,16 +42,11 @@ _SPECS = {
     ),
     # Truncated observations of the online tasks (paper: Ant 27 dims, Humanoid 45 dims).
     ("ant", "online"): EnvSpec("ant", "online", "Ant-v4", {"use_contact_forces": False}, 27, 8, 15),
-    ("humanoid", "online"): EnvSpec(
-        "humanoid", "online", "Humanoid-v5",
-        {
-            "include_cinert_in_observation": False,
-            "include_cvel_in_observation": False,
-            "include_qfrc_actuator_in_observation": False,
-            "include_cfrc_ext_in_observation": False,
-        },
-        45, 17, 24,
-    ),
+    # The authors' HumanoidTruncatedObs-v3 (gym v3 on mujoco-py 2.x) pays no contact cost (openai/gym#1541:
+    # cfrc_ext was all zeros) and pays the healthy reward on the terminating step too. Humanoid-v4 rewards
+    # exactly so (forward + 5 alive - control cost); v5 adds ~0.1 a step of contact cost and drops that reward.
+    # Its observation is qpos[2:] (22) + qvel (23) followed by the contact terms: the first 45 dims are kept.
+    ("humanoid", "online"): EnvSpec("humanoid", "online", "Humanoid-v4", {}, 45, 17, 24, obs_first=45),
 }
 
 
@@ -78,4 +75,28 @@ def make_env(spec: EnvSpec, max_episode_steps: int = 1000, **extra: Any) -> gym.
     with warnings.catch_warnings():
         # v4 is chosen on purpose (same dynamics as the data); its "out of date" notice is noise.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return gym.make(spec.gym_id, max_episode_steps=max_episode_steps, **spec.kwargs, **extra)
+        env = gym.make(spec.gym_id, max_episode_steps=max_episode_steps, **spec.kwargs, **extra)
+    if spec.obs_first:
+        import numpy as np
+
+        n = spec.obs_first
+        space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)
+        env = gym.wrappers.TransformObservation(env, lambda o: o[:n], space)
+    return env
+
+
+def action_scale(space: gym.spaces.Box):
+    """The factor that maps a policy's [-1, 1] action to the env's units, a_env = scale * a (float32). Every
+    MuJoCo task admpo runs has a symmetric action box (Humanoid: +-0.4, the others +-1); an asymmetric box is
+    refused rather than silently clipped."""
+    import numpy as np
+
+    low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+    if not np.allclose(low, -high):
+        raise UserError(f"action space [{low}, {high}] is not symmetric: admpo's policies act in [-1, 1] * high")
+    return high
+
+
+def env_action(action, space: gym.spaces.Box):
+    """A policy's action in [-1, 1] in the env's units (the one place this mapping is written)."""
+    return action * action_scale(space)

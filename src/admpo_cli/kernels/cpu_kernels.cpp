@@ -96,10 +96,20 @@ void check_f32(const at::Tensor& t, const char* name) {
 
 constexpr int64_t kRowGrain = 16;
 
-// Grain for at::parallel_for that gives each thread one chunk, so a kernel that sums columns can keep
-// one row of partial sums per thread (indexed by at::get_thread_num()) and add them up afterwards.
-int64_t chunk_per_thread(int64_t rows, int64_t threads, int64_t min_grain = kRowGrain) {
-  return std::max<int64_t>(min_grain, (rows + threads - 1) / threads);
+// Column sums (bias and LayerNorm gradients, the loss) that do not depend on the thread count: the rows are
+// summed in fixed blocks of kSumBlock rows, each block into its own row of partial sums, and the blocks are
+// then added in their order (add_blocks). A row of partial sums per thread would group the rows by the thread
+// count, so that a run resumed with another number of threads would round differently from then on.
+constexpr int64_t kSumBlock = 64;
+
+int64_t sum_blocks(int64_t rows) { return (rows + kSumBlock - 1) / kSumBlock; }
+
+// partial (blocks, ...) -> the sum over its first dimension, block 0 first, then 1, ... (elementwise adds,
+// whose result no thread split changes).
+at::Tensor add_blocks(const at::Tensor& partial) {
+  auto out = partial[0].clone();
+  for (int64_t k = 1; k < partial.size(0); ++k) out.add_(partial[k]);
+  return out;
 }
 
 // One GRU layer over a sequence starting from h = 0 (gate order r, z, n as nn.GRU).
@@ -208,8 +218,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tens
   auto d_gh = at::empty({T, B, 3 * H}, gates.options());
   auto dh = at::zeros({B, H}, gates.options());  // gradient reaching h_t from step t + 1
   const auto zeros = at::zeros({H}, gates.options());
-  const int64_t threads = at::get_num_threads();
-  auto partial = at::zeros({threads, 4, H}, gates.options());  // sums of dr, dz, dn, dn * r
+  const int64_t blocks = sum_blocks(B);
+  auto partial = at::zeros({blocks, 4, H}, gates.options());  // sums of dr, dz, dn, dn * r per block of rows
   const float* DO = d_out.data_ptr<float>();
   const float* G = gates.data_ptr<float>();
   const float* C = ghn.data_ptr<float>();
@@ -219,13 +229,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tens
   float* DGH = d_gh.data_ptr<float>();
   float* DH = dh.data_ptr<float>();
   float* P = partial.data_ptr<float>();
-  const int64_t grain = chunk_per_thread(B, threads);
   for (int64_t t = T - 1; t >= 0; --t) {
     const float* hp = t > 0 ? O + (t - 1) * B * H : Z;
     const int64_t hp_stride = t > 0 ? H : 0;
-    at::parallel_for(0, B, grain, [=](int64_t b0, int64_t b1) {
-      float* acc = P + at::get_thread_num() * 4 * H;
-      for (int64_t b = b0; b < b1; ++b) {
+    at::parallel_for(0, blocks, 1, [=](int64_t k0, int64_t k1) {
+      for (int64_t b = k0 * kSumBlock; b < std::min(B, k1 * kSumBlock); ++b) {
+        float* acc = P + (b / kSumBlock) * 4 * H;
         const float* g = G + (t * B + b) * 3 * H;
         const float* c = C + (t * B + b) * H;
         const float* d = DO + (t * B + b) * H;
@@ -256,7 +265,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gru_layer_backward(const at::Tens
     });
     if (t > 0) dh.addmm_(d_gh[t], w_hh);
   }
-  const auto sums = partial.sum(0);  // (4, H)
+  const auto sums = add_blocks(partial);  // (4, H)
   auto d_bias = at::empty({2, 3 * H}, gates.options());
   d_bias[0].copy_(sums.slice(0, 0, 3).reshape({3 * H}));
   d_bias[1].slice(0, 0, 2 * H).copy_(sums.slice(0, 0, 2).reshape({2 * H}));
@@ -329,8 +338,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
   const int64_t R = dy.size(0), W = dy.size(1);
   auto ds = at::empty_like(dy);
   auto du = at::empty_like(dy);
-  const int64_t threads = at::get_num_threads();
-  auto partial = at::zeros({threads, 3, W}, dy.options());
+  const int64_t blocks = sum_blocks(R);
+  auto partial = at::zeros({blocks, 3, W}, dy.options());
   // p = 0: threshold 0 keeps every entry with scale 1 (no branch in the vectorised loop)
   const uint32_t k = static_cast<uint32_t>(key), th = p > 0.0 ? static_cast<uint32_t>(thr) : 0U;
   const float keep = static_cast<float>(1.0 / (1.0 - p));
@@ -339,10 +348,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
   const float* BI = bias.data_ptr<float>();
   float *DS = ds.data_ptr<float>(), *DU = du.data_ptr<float>(), *P = partial.data_ptr<float>();
   const float inv_w = 1.0f / static_cast<float>(W);
-  const int64_t grain = chunk_per_thread(R, threads);
-  at::parallel_for(0, R, grain, [=](int64_t r0, int64_t r1) {
-    float* acc = P + at::get_thread_num() * 3 * W;
-    for (int64_t r = r0; r < r1; ++r) {
+  at::parallel_for(0, blocks, 1, [=](int64_t k0, int64_t k1) {
+    for (int64_t r = k0 * kSumBlock; r < std::min(R, k1 * kSumBlock); ++r) {
+      float* acc = P + (r / kSumBlock) * 3 * W;
       const float* dyr = DY + r * W;
       const float* xr = X + r * W;
       const float* ur = U + r * W;
@@ -377,7 +385,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> residual_block_backward(
       }
     }
   });
-  return {ds, du, partial.sum(0)};
+  return {ds, du, add_blocks(partial)};
 }
 
 // Rows [r0, r1) of bias_silu_forward; row r belongs to member r / B.
@@ -434,17 +442,17 @@ at::Tensor silu_backward_bias(at::Tensor d, const at::Tensor& u, const at::Tenso
   check_f32(d, "d");
   check_f32(u, "u");
   const int64_t E = d.size(0), B = d.size(1), W = d.size(2);
-  const int64_t threads = at::get_num_threads();
-  auto partial = at::zeros({threads, E, 1, W}, d.options());
+  const int64_t blocks = sum_blocks(E * B);
+  auto partial = at::zeros({blocks, E, 1, W}, d.options());
   float* D = d.data_ptr<float>();
   const float* U = u.data_ptr<float>();
   const float* BI = bias.data_ptr<float>();
   float* P = partial.data_ptr<float>();
-  const int64_t grain = chunk_per_thread(E * B, threads);
-  at::parallel_for(0, E * B, grain, [=](int64_t r0, int64_t r1) {
-    silu_backward_rows(D, U, BI, P + at::get_thread_num() * E * W, r0, r1, B, W);
+  at::parallel_for(0, blocks, 1, [=](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      silu_backward_rows(D, U, BI, P + k * E * W, k * kSumBlock, std::min(E * B, (k + 1) * kSumBlock), B, W);
   });
-  return partial.sum(0);
+  return add_blocks(partial);
 }
 
 // Rows [r0, r1) of clamped_nll; acc: this thread's [loss, d lo (D), d hi (D)]. D is small (12 for
@@ -512,16 +520,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> clamped_nll(const at::Tensor& out
   const double rows = has_w ? weight->sum().item<double>() : static_cast<double>(R);
   const float c = static_cast<float>(scale / (std::max(rows, 1.0) * static_cast<double>(D)));
   auto g = at::empty({R, 2 * D}, out.options());
-  const int64_t threads = at::get_num_threads();
-  auto partial = at::zeros({threads, 1 + 2 * D}, out.options());
+  const int64_t blocks = sum_blocks(R);
+  auto partial = at::zeros({blocks, 1 + 2 * D}, out.options());
   const float *O = out.data_ptr<float>(), *LO = lo.data_ptr<float>(), *HI = hi.data_ptr<float>();
   const float *Y = target.data_ptr<float>(), *WT = has_w ? weight->data_ptr<float>() : nullptr;
   float *G = g.data_ptr<float>(), *P = partial.data_ptr<float>();
-  const int64_t grain = chunk_per_thread(R, threads, 64);
-  at::parallel_for(0, R, grain, [=](int64_t r0, int64_t r1) {
-    clamped_nll_rows(O, LO, HI, Y, WT, c, G, P + at::get_thread_num() * (1 + 2 * D), r0, r1, D);
+  at::parallel_for(0, blocks, 1, [=](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      clamped_nll_rows(O, LO, HI, Y, WT, c, G, P + k * (1 + 2 * D), k * kSumBlock, std::min(R, (k + 1) * kSumBlock), D);
   });
-  const auto sums = partial.sum(0);
+  const auto sums = add_blocks(partial);
   return {sums[0] * c, g, sums.slice(0, 1).view({2, D})};
 }
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..registry import ModelSpec
 from .base import AnyStepModel, Stepper, check_positive
-from .head import GaussianHead
+from .head import FixedOrderLayerNorm, GaussianHead
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,10 @@ class ADMTransformer(AnyStepModel):
         self.pos = nn.Parameter(torch.randn(m, hidden) * 0.02)
         block = nn.TransformerEncoderLayer(hidden, heads, 2 * hidden, dropout=0.0, activation="gelu",
                                            batch_first=True, norm_first=True)
+        # LayerNorms whose backward sums in a fixed order (the same parameters: ones and zeros, no draw)
+        block.norm1, block.norm2 = FixedOrderLayerNorm(hidden), FixedOrderLayerNorm(hidden)
         self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
-        self.final_norm = nn.LayerNorm(hidden)
+        self.final_norm = FixedOrderLayerNorm(hidden)
         self.head = GaussianHead(hidden, self.out_dim, head_blocks, dropout)
         self.register_buffer("causal", torch.ones(m, m, dtype=torch.bool).triu(1), persistent=False)
 

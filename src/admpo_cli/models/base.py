@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -83,6 +84,12 @@ class DynamicsModel(nn.Module):
 
     def after_fit(self, holdout: dict[str, torch.Tensor]) -> None:
         """Hook run on the best weights (the ensemble picks its elites here)."""
+
+    def dropout_generator(self, gen: torch.Generator | None) -> AbstractContextManager:
+        """While open, the model's dropout masks (if it has any) are drawn from `gen`, the caller's seeded
+        generator, rather than torch's global one."""
+        head = getattr(self, "head", None)
+        return head.dropout_generator(gen) if isinstance(head, GaussianHead) else nullcontext()
 
 
 @dataclass(frozen=True)

@@ -50,10 +50,12 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     fit_normalizer: bool = True,
     opt_state: dict | None = None,
+    check: Callable[[], None] | None = None,
 ) -> FitResult:
     """Fit until `cfg.patience` epochs without improvement (or `cfg.max_epochs`, 0 = no cap), keeping the
     best weights. `opt_state`: the optimiser state of the last fit to continue from (MBPO's warm start keeps
-    it across re-fits); the result carries the state this fit ends with."""
+    it across re-fits); the result carries the state this fit ends with. `check`: called before every minibatch
+    (a training loop's stop_requested, which raises to end the fit at once when a stop was asked for)."""
     model.to(device)
     m = getattr(model, "m", cfg.m)
     hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, seed, cfg.holdout)
@@ -98,6 +100,8 @@ def fit(
         total = torch.zeros((), device=device)
         with bf16_matmuls(use_bf16):
             for _ in range(steps):
+                if check is not None:
+                    check()
                 total += model.train_step(train, cfg.batch_size, cfg.k_sampling, gen, opt)
         loss_mean = float(total) / steps
         if not np.isfinite(loss_mean):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..kernels import use_for
+from ..numerics import FixedOrderLinear
 from .nll import bound_penalty, clamped_gaussian_nll, soft_clamp
 
 _U32 = 0xFFFFFFFF
@@ -71,6 +72,42 @@ def dropout_mask(key: int, shape: tuple[int, ...], p: float, device: torch.devic
     return keep.to(dtype).mul_(1.0 / (1.0 - p))
 
 
+def layer_norm_backward(dy: torch.Tensor, s: torch.Tensor, mu: torch.Tensor, rstd: torch.Tensor,
+                        gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LayerNorm's backward over the last dim, written out: (d input, d gamma, d beta). ATen's own sums gamma's
+    and beta's gradients over the rows in one part per thread, so its rounding follows torch's thread count;
+    the column sums here do not (a run resumed with another thread count continues bit for bit).
+    mu, rstd: native_layer_norm's (..., 1)."""
+    xhat = (s - mu) * rstd
+    g = dy * gamma
+    ds = (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True)) * rstd
+    w = s.shape[-1]
+    return ds, (dy * xhat).reshape(-1, w).sum(0), dy.reshape(-1, w).sum(0)
+
+
+class _LayerNormFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps: float):
+        y, mu, rstd = torch.native_layer_norm(x, (x.shape[-1],), gamma, beta, eps)
+        ctx.save_for_backward(x, mu, rstd, gamma)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, mu, rstd, gamma = ctx.saved_tensors
+        return (*layer_norm_backward(dy, x, mu, rstd, gamma), None)
+
+
+class FixedOrderLayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (the same parameters and forward) whose backward is layer_norm_backward: the same gradients
+    at every thread count."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled() or self.weight is None:
+            return super().forward(x)
+        return _LayerNormFunction.apply(x, self.weight, self.bias, self.eps)
+
+
 class _ResidualBlockFunction(torch.autograd.Function):
     """LayerNorm(x + mask * silu(x W^T + b)) with a hand-written backward: autograd's version spends more
     time in elementwise passes over (rows, width) than in the block's matrix products. The mask is the
@@ -104,8 +141,7 @@ class _ResidualBlockFunction(torch.autograd.Function):
             dgamma, dbeta, dbias = sums.unbind(0)
             return ds.addmm_(du, weight), du.t() @ x, dbias, dgamma, dbeta, None, None, None
         x, weight, gamma, beta, mask, u, s, mu, rstd = ctx.saved_tensors
-        ds, dgamma, dbeta = torch.ops.aten.native_layer_norm_backward(
-            dy.contiguous(), s, (x.shape[-1],), mu, rstd, gamma, beta, (True, True, True))
+        ds, dgamma, dbeta = layer_norm_backward(dy, s, mu, rstd, gamma)
         du = torch.ops.aten.silu_backward(ds if mask is None else ds * mask, u)
         dx = torch.addmm(ds, du, weight)
         return dx, du.t() @ x, du.sum(0), dgamma, dbeta, None, None, None
@@ -145,7 +181,7 @@ class GaussianHead(nn.Module):
         super().__init__()
         self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
         self.dropout = dropout
-        self.out = nn.Linear(width, 2 * out_dim)
+        self.out = FixedOrderLinear(width, 2 * out_dim)  # the same bits for a few rows at any thread count
         self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
         self._dropout_gen: torch.Generator | None = None

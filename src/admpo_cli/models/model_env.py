@@ -72,7 +72,8 @@ class ModelEnv(gym.Env):
         row = int(self.starts[i if i is not None else int(self.np_random.integers(len(self.starts)))])
         w = start_windows(self.obs_all, self.act_all, torch.tensor([row], device=self.device), self.model.context)
         self._stepper = self.model.stepper(self.dropout)
-        self._stepper.start(w["hist_obs"], w["hist_act"])
+        with self.model.dropout_generator(self.gen):
+            self._stepper.start(w["hist_obs"], w["hist_act"])
         self._candidates = self._stepper.candidates.to(self.device)
         self._obs, self._t = w["obs"], 0
         return self._obs[0].cpu().numpy().astype(np.float32), {"start_row": row}
@@ -82,7 +83,8 @@ class ModelEnv(gym.Env):
         if self._stepper is None:
             raise RuntimeError("ModelEnv.step before reset")
         act = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device).reshape(1, -1)
-        mean, var = self._stepper.step(self._obs, act)  # (1, K, obs + 1): every candidate's prediction
+        with self.model.dropout_generator(self.gen):  # dropout masks from the env's seeded generator too
+            mean, var = self._stepper.step(self._obs, act)  # (1, K, obs + 1): every candidate's prediction
         cand = self._candidates
         k = cand[torch.randint(len(cand), (1,), device=self.device, generator=self.gen)]  # Algorithm 1
         mu, v = mean[0, k], var[0, k]

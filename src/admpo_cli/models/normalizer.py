@@ -17,10 +17,13 @@ class Normalizer(nn.Module):
         self.register_buffer("act_std", torch.ones(act_dim))
 
     def fit(self, obs: torch.Tensor, act: torch.Tensor) -> None:
-        self.obs_mean.copy_(obs.mean(0))
-        self.obs_std.copy_(obs.std(0).clamp_min(1e-6))
-        self.act_mean.copy_(act.mean(0))
-        self.act_std.copy_(act.std(0).clamp_min(1e-6))
+        """Mean and (unbiased) std over the rows, computed in float64 by numpy: one thread, one order, so the
+        statistics (and every fit after them) are the same whatever torch's thread count (torch splits a long
+        column sum between its threads, which changes the rounding)."""
+        for x, mean, std in ((obs, self.obs_mean, self.obs_std), (act, self.act_mean, self.act_std)):
+            a = x.detach().cpu().double().numpy()
+            mean.copy_(torch.from_numpy(a.mean(0)))
+            std.copy_(torch.from_numpy(a.std(0, ddof=1)).clamp_min(1e-6))
 
     def obs(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.obs_mean) / self.obs_std

@@ -68,14 +68,24 @@ def rollout(
     actions: torch.Tensor | None = None,
     sample: bool = True,
     quantifiers: tuple[str, ...] = (),
+    check: Callable[[], None] | None = None,
 ) -> Rollout:
     """Imagine `horizon` steps from each start (hist_obs/hist_act: the m-1 real steps before `obs`).
 
     k_mode: "batch" draws one k (candidate) per step for all rows (authors' code), "row" one per row
     (paper text). The ensemble always draws a member per row (MOPO). fixed_index forces candidate
     k = fixed_index + 1 (evaluation variants); `actions` (B, H, act) replaces the policy (recorded actions);
-    sample=False follows the predicted means; `quantifiers` adds further uncertainties per row.
+    sample=False follows the predicted means; `quantifiers` adds further uncertainties per row; `check` is
+    called before every imagined step (a training loop's stop_requested).
     """
+    with model.dropout_generator(generator):  # every draw of the roll-out from the caller's generator
+        return _rollout(model, policy, hist_obs, hist_act, obs, horizon, termination, uncertainty, beta, k_mode,
+                        chunk_size, generator, dropout_at_inference, fixed_index, actions, sample, quantifiers,
+                        check or (lambda: None))
+
+
+def _rollout(model, policy, hist_obs, hist_act, obs, horizon, termination, uncertainty, beta, k_mode, chunk_size,
+             generator, dropout_at_inference, fixed_index, actions, sample, quantifiers, check) -> Rollout:
     parts: list[dict[str, torch.Tensor]] = []
     B = obs.shape[0]
     obs_dim = model.obs_dim
@@ -101,6 +111,7 @@ def rollout(
         rows = torch.arange(hi - lo, device=obs.device)
         cand = stepper.candidates.to(obs.device)  # the predictions a next state may be drawn from
         for t in range(horizon):
+            check()
             act = policy(cur) if actions is None else actions[lo:hi][rows, t]
             mean, var = stepper.step(cur, act)  # (b, K, D): every k (ADM) or every member (ensemble)
             b = mean.shape[0]

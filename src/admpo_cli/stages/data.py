@@ -21,11 +21,18 @@ def data_info_stage(path: str, task: str | None = None, env: str | None = None) 
     from ..envs.registry import get_spec, layout_for_task
 
     p = Path(path)
-    data = neorl.load_neorl(neorl.find_file(path, 10**9)) if p.suffix == ".npz" else d4rl.load_d4rl(
-        d4rl.find_file(path))
+    minari_ref = None
+    if p.suffix == ".npz":
+        data = neorl.load_neorl(neorl.find_file(path, 10**9))
+    elif is_minari_id(path):  # e.g. mujoco/hopper/medium-v0: its own reference returns come with it
+        from ..data.minari_io import load_minari
+
+        data, minari_ref = load_minari(path)
+    else:
+        data = d4rl.load_d4rl(d4rl.find_file(path))
     data = validate(data, path)
     task = task or ""
-    env = env or next((e for e in ENVS if e in (task or p.name).lower()), None)
+    env = env or next((e for e in ENVS if e in (task or (path if minari_ref else p.name)).lower()), None)
     if env is not None:
         layout = "neorl" if p.suffix == ".npz" or task.startswith("neorl-") else layout_for_task(task, env)
         spec = get_spec(env, layout)
@@ -41,10 +48,16 @@ def data_info_stage(path: str, task: str | None = None, env: str | None = None) 
     if len(rets):
         rows += [("return mean ± std", f"{rets.mean():.1f} ± {rets.std():.1f}"),
                  ("return min / max", f"{rets.min():.1f} / {rets.max():.1f}")]
-        ref = reference_for(task, env) if env else None
+        ref = reference_for(task, env, minari_ref) if env or minari_ref else None
         if ref is not None:
             rows.append(("normalised score", f"{normalized_score(float(np.mean(rets)), ref):.1f} ({ref.source})"))
     return rows
+
+
+def is_minari_id(path: str) -> bool:
+    """A Minari dataset id (namespace/name/version, e.g. mujoco/hopper/medium-v0) rather than a file path."""
+    p = Path(path)
+    return "/" in path and not p.exists() and p.suffix.lower() not in (".hdf5", ".h5", ".npz")
 
 
 def downloadable() -> list[dict[str, str]]:

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..algos.policy_files import load_policy
-from ..data.scores import normalized_score, reference_for
-from ..envs.registry import make_env, spec_for
+from ..data.scores import normalized_score, run_reference
+from ..envs.registry import action_scale, make_env, spec_for
 from ..errors import UserError
 from ..events import SILENT, Progress
 from ..files import atomic_write_json
@@ -44,7 +44,7 @@ def eval_policy(run: RunDir, episodes: int = 10, deterministic: bool = True, see
     if video is not None and video.suffix.lower() != ".mp4":
         raise UserError(f"--video {video}: expected a .mp4 file name")
     cfg, spec, actor = _policy(run)
-    ref = reference_for(cfg.data.task, cfg.data.env)
+    ref = run_reference(cfg, run)
     writer = tmp = None
     extra = {}
     if video is not None:
@@ -57,7 +57,7 @@ def eval_policy(run: RunDir, episodes: int = 10, deterministic: bool = True, see
 
         extra = {"render_mode": "rgb_array", "width": size[0], "height": size[1]}
     env = make_env(spec, cfg.eval.max_episode_steps, **extra)
-    scale = torch.as_tensor(env.action_space.high, dtype=torch.float32)
+    scale = torch.as_tensor(action_scale(env.action_space))
     fps = int(env.metadata.get("render_fps", 30))
     if video is not None:
         video.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ class DeterministicPolicy(nn.Module):
 def recorded_observations(spec, actor, n: int = 1000, seed: int = 0, max_steps: int = 1000) -> np.ndarray:
     """n observations the policy meets in its task (deterministic episodes, env i reset with seed + i)."""
     env = make_env(spec, max_steps)
-    scale = torch.as_tensor(env.action_space.high, dtype=torch.float32)
+    scale = torch.as_tensor(action_scale(env.action_space))
     obs_list: list[np.ndarray] = []
     i = 0
     try:
@@ -151,7 +151,7 @@ def export_policy(run: RunDir, fmt: str, out: Path | None = None, n_obs: int = 1
         raise UserError(f"--format: expected torchscript or onnx, got {fmt!r}")
     cfg, spec, actor = _policy(run)
     env = make_env(spec, cfg.eval.max_episode_steps)
-    scale = torch.as_tensor(env.action_space.high, dtype=torch.float32)
+    scale = torch.as_tensor(action_scale(env.action_space))
     env.close()
     module = DeterministicPolicy(actor, scale).eval()
     out = Path(out) if out is not None else run.file("export", "policy.pt" if fmt == "torchscript" else "policy.onnx")
