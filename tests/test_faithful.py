@@ -238,3 +238,24 @@ def test_a_policy_drives_humanoid_in_its_action_units():
     spec = get_spec("humanoid")
     data, _, _ = collect(spec, 5, lambda o: np.full(spec.act_dim, 0.5, np.float32), seed=0)
     np.testing.assert_allclose(data.actions, 0.2, rtol=1e-6)
+
+
+def test_offline_commands_take_a_named_budget(tmp_path):
+    """`--budget cpu` on an offline paper preset: the all-k fit, recorded in the model's record and the run."""
+    from admpo_cli.data.simulate import collect, write_dataset
+    from admpo_cli.envs.registry import get_spec
+
+    data = tmp_path / "d.hdf5"
+    d, qpos, qvel = collect(get_spec("hopper", "d4rl"), 800, None, seed=0)
+    write_dataset(data, d, "d4rl", qpos, qvel)
+    run = tmp_path / "r"
+    r = invoke("fit-model", "--preset", "hopper-medium", "--budget", "cpu", "--dataset", data, "--run", run,
+               "--set", "model.hidden=16", "--set", "model.layers=1", "--set", "model.head_blocks=1",
+               "--set", "model.max_epochs=1", "--set", "model.steps_per_epoch=2")
+    assert r.exit_code == 0, r.output
+    record = json.loads((run / "model" / "adm.json").read_text())
+    assert (record["k_sampling"], record["validation"], record["steps_per_epoch"]) == ("all", "batch", 2)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["budget"] == "cpu" and "model.max_epochs" in cfg["modified"]
+    r = invoke("train-off", "--preset", "hopper-medium", "--budget", "nope", "--dataset", data)
+    assert r.exit_code == 2 and "offers no budget of that name (budgets: cpu, cpu-study)" in r.output

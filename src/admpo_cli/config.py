@@ -552,25 +552,11 @@ def budget_settings(preset: str | None, budget: str) -> dict[str, Any]:
     return {k: v for k, v in offered[budget].items() if k != "description"}
 
 
-def resolve(
-    preset: str | None = None,
-    config_file: str | Path | None = None,
-    sets: list[str] | None = None,
-    flags: dict[str, Any] | None = None,
-    base: Config | None = None,
-    budget: str | None = None,
-) -> Config:
-    """The resolved Config (_resolve), with the protocol keys it changes from its preset recorded in
-    `modified`."""
-    cfg = _resolve(preset, config_file, sets, flags, base, budget)
-    return replace(cfg, modified=modified_keys(cfg))
-
-
 def protocol_of(cfg: Config) -> Config:
     """What the run's preset runs at the run's budget, with the run's algorithm and model kind and nothing else
     changed (the reference that `modified` is measured against)."""
-    return _resolve(cfg.preset or None, flags={"train.algo": cfg.train.algo, "model.kind": cfg.model.kind},
-                    budget=cfg.budget or None)
+    return resolve(cfg.preset or None, flags={"train.algo": cfg.train.algo, "model.kind": cfg.model.kind},
+                   budget=cfg.budget or None, record_modified=False)
 
 
 def modified_keys(cfg: Config) -> tuple[str, ...]:
@@ -580,17 +566,19 @@ def modified_keys(cfg: Config) -> tuple[str, ...]:
     return tuple(sorted(k for k in differences(protocol_of(cfg), cfg) if k not in NOT_PROTOCOL))
 
 
-def _resolve(
+def resolve(
     preset: str | None = None,
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
     flags: dict[str, Any] | None = None,
     base: Config | None = None,
     budget: str | None = None,
+    record_modified: bool = True,
 ) -> Config:
     """Build a Config: defaults (or `base`, e.g. an existing run's) < preset < the algorithm's published
     settings (baselines: their registration, registry.py) < a named reduced budget of the preset (the same for every
-    algorithm) < config file < --set < flags."""
+    algorithm) < config file < --set < flags; with the protocol keys it changes from its preset recorded in
+    `modified` (record_modified)."""
 
     def build(published: dict[str, Any] | None) -> Config:
         cfg = load_preset(preset) if preset else (base or Config())
@@ -635,7 +623,7 @@ def _resolve(
     if spec.published and own and cfg.model.kind != own and spec.setting == cfg.train.setting:
         raise UserError(f"--model {cfg.model.kind}: {spec.label} uses the {own} model; "
                         f"for ADMPO's settings with another model use --algo admpo --model {cfg.model.kind}")
-    return cfg
+    return replace(cfg, modified=modified_keys(cfg)) if record_modified else cfg
 
 
 def fingerprint(cfg: Config, sections: tuple[str, ...] | None = None, **replace_fields: Any) -> str:
@@ -687,8 +675,9 @@ def run_name(cfg: Config, show: tuple[str, ...] = ()) -> str:
     name += f"-s{cfg.run.seed}"
     if cfg.budget:
         name += f"-{cfg.budget}"
-    plain = _resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
-                                                "run.seed": cfg.run.seed}, budget=cfg.budget or None)
+    plain = resolve(cfg.preset or None, flags={"train.algo": algo, "model.kind": cfg.model.kind,
+                                               "run.seed": cfg.run.seed}, budget=cfg.budget or None,
+                    record_modified=False)
     extra = differences(plain, cfg, skip=("run.device", "run.root", "run.seed"))
     for key in show:
         if key in extra:

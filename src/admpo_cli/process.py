@@ -51,7 +51,10 @@ def _set_strict_cnr() -> str:
     except (OSError, AttributeError):
         return "not MKL"
     set_.restype = get.restype = ctypes.c_int
-    if get(ctypes.c_int(1)) == _MKL_CBWR_AUTO_STRICT & 0xFFFF and os.environ.get("MKL_CBWR") == "AUTO,STRICT":
+    wanted = os.environ.get("MKL_CBWR", "AUTO,STRICT")
+    if wanted != "AUTO,STRICT":  # the user's own setting wins
+        return f"off (MKL_CBWR={wanted} exported)"
+    if get(ctypes.c_int(1)) == _MKL_CBWR_AUTO_STRICT & 0xFFFF:
         return "on"  # read from MKL_CBWR when MKL started (the bit STRICT is not reported back)
     code = set_(ctypes.c_int(_MKL_CBWR_AUTO_STRICT))
     if code == _MKL_CBWR_SUCCESS:

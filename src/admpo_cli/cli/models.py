@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..registry import MODELS
 from .app import app
 from .options import (
+    BudgetOpt,
     ConfigOpt,
     DatasetOpt,
     DeviceOpt,
@@ -34,6 +35,7 @@ def fit_model(
     dataset: DatasetOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
     model: Annotated[str | None, typer.Option(
         "--model", help=f"A registered model: {' | '.join(MODELS.names())} (default: the run's).")] = None,
+    budget: BudgetOpt = None,
 ) -> None:
     """Fit a dynamics model on the run's dataset; writes model/<kind>.pt and model/fit.csv.
 
@@ -43,7 +45,7 @@ def fit_model(
 
     if model is not None and model not in MODELS.names():
         registry.model(model, "--model")  # one line naming the registered models
-    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device)
+    cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, budget=budget)
     kind = model or cfg.model.kind
     summary = fit_model_stage(cfg, rd, dev, kind, progress=RichProgress())
     rows = [(k, ", ".join(f"{x:.4g}" for x in v) if isinstance(v, list) else v) for k, v in summary.items()]

@@ -23,6 +23,7 @@ def doctor_stage() -> list[tuple[str, str, str]]:
     rows = [(k, v, "ok") for k, v in versions().items()]
     rows += [("platform", platform.platform(), "ok"), ("git revision", git_revision() or "-", "ok"),
              ("torch threads", str(torch.get_num_threads()), "ok"),
+             _cnr_row(), _kernels_row(),
              ("CUDA", f"{torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} devices)"
               if torch.cuda.is_available() else "not available", "ok")]
     for what, reg in (("model", registry.MODELS), ("algorithm", registry.ALGORITHMS)):
@@ -56,3 +57,23 @@ def doctor_stage() -> list[tuple[str, str, str]]:
                 why += "; not needed: admpo reads D4RL files directly"
             rows.append((f"optional {opt}", why, "ok"))
     return rows
+
+
+def _cnr_row() -> tuple[str, str, str]:
+    """Whether MKL runs in strict CNR mode (the same bits at every thread count: process.strict_cnr)."""
+    from ..process import strict_cnr
+
+    state = strict_cnr()
+    return ("MKL strict CNR (bits independent of threads)", state, "ok" if state in ("on", "not MKL") else "warn")
+
+
+def _kernels_row() -> tuple[str, str, str]:
+    """Which CPU path model fitting takes: the fused kernels, or the pure-PyTorch path and why."""
+    from .. import kernels
+
+    if not kernels.enabled():
+        return ("CPU model-fitting path", "pure PyTorch (ADMPO_CPU_KERNELS=0)", "ok")
+    ops = kernels.cpu_ops()
+    return ("CPU model-fitting path", "fused C++ kernels" if ops is not None else
+            "pure PyTorch (the kernels could not be built or loaded here; see the message above)", "ok" if ops
+            is not None else "warn")
