@@ -259,3 +259,13 @@ def test_offline_commands_take_a_named_budget(tmp_path):
     assert cfg["budget"] == "cpu" and "model.max_epochs" in cfg["modified"]
     r = invoke("train-off", "--preset", "hopper-medium", "--budget", "nope", "--dataset", data)
     assert r.exit_code == 2 and "offers no budget of that name (budgets: cpu, cpu-study)" in r.output
+
+
+@pytest.mark.parametrize("name", sorted(n for n in preset_paths() if "quickstart" not in n))
+def test_every_cpu_budget_names_the_baseline_fit_it_also_caps(name):
+    """A budget applies to every algorithm: its description says what it does to the baseline's own fit."""
+    from admpo_cli.config import preset_budgets
+
+    cpu = preset_budgets(name)["cpu"]
+    baseline = "MBPO" if name.endswith("online") else "MOPO"
+    assert baseline in cpu["description"] and "model" in cpu

@@ -76,12 +76,15 @@ def make_env(spec: EnvSpec, max_episode_steps: int = 1000, **extra: Any) -> gym.
         # v4 is chosen on purpose (same dynamics as the data); its "out of date" notice is noise.
         warnings.simplefilter("ignore", DeprecationWarning)
         env = gym.make(spec.gym_id, max_episode_steps=max_episode_steps, **spec.kwargs, **extra)
-    if spec.obs_first:
+    if spec.obs_first:  # the cut goes under the TimeLimit, whose step counter a checkpoint reads
         import numpy as np
 
         n = spec.obs_first
         space = gym.spaces.Box(-np.inf, np.inf, (n,), np.float64)
-        env = gym.wrappers.TransformObservation(env, lambda o: o[:n], space)
+        outer = env
+        while not isinstance(outer, gym.wrappers.TimeLimit):
+            outer = outer.env
+        outer.env = gym.wrappers.TransformObservation(outer.env, lambda o: o[:n], space)
     return env
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -78,7 +79,9 @@ def rollout(
     sample=False follows the predicted means; `quantifiers` adds further uncertainties per row; `check` is
     called before every imagined step (a training loop's stop_requested).
     """
-    with model.dropout_generator(generator):  # every draw of the roll-out from the caller's generator
+    # every draw of the roll-out from the caller's generator (a duck-typed model without dropout: none to route)
+    routed = model.dropout_generator(generator) if hasattr(model, "dropout_generator") else nullcontext()
+    with routed:
         return _rollout(model, policy, hist_obs, hist_act, obs, horizon, termination, uncertainty, beta, k_mode,
                         chunk_size, generator, dropout_at_inference, fixed_index, actions, sample, quantifiers,
                         check or (lambda: None))
