@@ -19,17 +19,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import AgentConfig
+from ..numerics import FixedOrderLinear
 from .nets import logp_shift
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 def _mlp(d_in: int, hidden: tuple[int, ...], d_out: int) -> nn.Sequential:
+    """nn.Linear layers (FixedOrderLinear: nn.Linear itself wherever a batch is at least as wide as the layer's
+    output, as in every update here; acting on a few rows rounds as the fast agent's actor does)."""
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(d_in, h), nn.ReLU()]
+        layers += [FixedOrderLinear(d_in, h), nn.ReLU()]
         d_in = h
-    return nn.Sequential(*layers, nn.Linear(d_in, d_out))
+    return nn.Sequential(*layers, FixedOrderLinear(d_in, d_out))
 
 
 class QNetwork(nn.Module):
