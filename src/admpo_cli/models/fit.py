@@ -57,6 +57,45 @@ def fit(
     it across re-fits); the result carries the state this fit ends with. `check`: called before every minibatch
     (a training loop's stop_requested, which raises to end the fit at once when a stop was asked for)."""
     model.to(device)
+    train, held, holdout_batch, n_held = _split(model, data, cfg, device, seed, fit_normalizer)
+    gen = torch.Generator().manual_seed(seed)
+    opt = LeanAdam.from_groups(model.param_groups(), cfg.lr)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    steps = cfg.steps_per_epoch or model.steps_per_epoch(train.count(1), cfg.batch_size, cfg.k_sampling)
+    how = validation_of(model, cfg)
+    select = _Selection(model, cfg, how, holdout_batch)
+    val_gen = torch.Generator(device=device).manual_seed(seed + 2)  # the batch scores' dropout seeds
+    use_bf16 = bf16_matmuls_usable(cfg.matmul_precision, device)  # training steps only; hold-out in fp32
+    epoch, t0, loss_mean = 0, time.perf_counter(), float("nan")
+    history = []
+    while (cfg.max_epochs == 0 or epoch < cfg.max_epochs) and select.stale < cfg.patience:
+        epoch += 1
+        loss_mean = _train_epoch(model, train, cfg, steps, gen, opt, use_bf16, check)
+        if not np.isfinite(loss_mean):
+            raise DivergenceError(f"model training diverged at epoch {epoch} (loss {loss_mean})")
+        per_k, score = _score(model, how, held, holdout_batch, cfg.batch_size, val_gen)
+        select.update(epoch, per_k, score)
+        # Columns k1..k_m for every kind (blank where a model has no k) so kinds share model/fit.csv.
+        per_col = {f"holdout_mse_k{i + 1}": (float(per_k[i]) if i < len(per_k) else "") for i in range(cfg.m)}
+        row = {"kind": model.kind, "epoch": epoch, "train_loss": loss_mean, "holdout_mse": score, **per_col,
+               "best": epoch == select.best_epoch, "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        if csv_path is not None:
+            append_csv(csv_path, row)
+        if on_epoch is not None:
+            on_epoch(row)
+    best = select.restore()
+    model.eval()
+    model.after_fit(holdout_batch)
+    return FitResult(epoch, select.best_epoch, [float(v) for v in best], loss_mean,
+                     time.perf_counter() - t0, steps * epoch, n_held, history, opt.state_dict(), how)
+
+
+def _split(model: DynamicsModel, data: Transitions, cfg: ModelConfig, device: torch.device, seed: int,
+           fit_normalizer: bool):
+    """The hold-out split (model.holdout), the normaliser fitted on the training rows, the training and hold-out
+    window samplers, every held-out window as one batch, and how many transitions are held out."""
     m = getattr(model, "m", cfg.m)
     hold = holdout_mask(data, cfg.holdout_ratio, cfg.holdout_max, seed, cfg.holdout)
     train_rows = ~hold
@@ -68,88 +107,83 @@ def fit(
                        torch.as_tensor(data.actions[train_rows], device=device))
     train = WindowSampler(train_data, m, train_rows, device, seed)
     held = WindowSampler(data, m, hold, device, seed + 1)
-    holdout_batch = held.gather(held.starts[0], m)
-    gen = torch.Generator().manual_seed(seed)
-    opt = LeanAdam.from_groups(model.param_groups(), cfg.lr)
-    if opt_state is not None:
-        opt.load_state_dict(opt_state)
-    steps = cfg.steps_per_epoch or model.steps_per_epoch(train.count(1), cfg.batch_size, cfg.k_sampling)
+    return train, held, held.gather(held.starts[0], m), int(hold.sum())
 
-    how = validation_of(model, cfg)
-    if how == "batch" and cfg.early_stopping == "members":
-        raise UserError("model.validation=batch scores the mean over k; model.early_stopping=members needs all")
-    model.eval()
-    best = model.holdout_mse(holdout_batch).cpu().numpy()
-    best_score, best_epoch, best_state = float(best.mean()), 0, copy.deepcopy(model.state_dict())
-    if how == "batch":  # the authors start from an unbeaten 1e10: the first epoch always counts as better
-        best_score = float("inf")
-    val_gen = torch.Generator(device=device).manual_seed(seed + 2)  # the batch scores' dropout seeds
-    by_member = cfg.early_stopping == "members"
-    if by_member:
-        if not hasattr(model, "member_mse"):
-            raise UserError(f"model.early_stopping=members: the {model.kind} model has no members (use mean)")
-        # OfflineRL-Kit: every member starts unbeaten; it improves when it beats its own best by more than
-        # min_improvement (relative), and then keeps those weights
-        member_best = torch.full((model.members,), float("inf"))
-    use_bf16 = bf16_matmuls_usable(cfg.matmul_precision, device)  # training steps only; hold-out in fp32
-    stale, epoch, t0, loss_mean = 0, 0, time.perf_counter(), float("nan")
-    history = []
-    while (cfg.max_epochs == 0 or epoch < cfg.max_epochs) and stale < cfg.patience:
-        epoch += 1
-        model.train()
-        total = torch.zeros((), device=device)
-        with bf16_matmuls(use_bf16):
-            for _ in range(steps):
-                if check is not None:
-                    check()
-                total += model.train_step(train, cfg.batch_size, cfg.k_sampling, gen, opt)
-        loss_mean = float(total) / steps
-        if not np.isfinite(loss_mean):
-            raise DivergenceError(f"model training diverged at epoch {epoch} (loss {loss_mean})")
-        if how == "batch":  # the authors' way: their ADM stays in train mode, so dropout is on
-            per_k = model.sampled_holdout_mse(held, cfg.batch_size, val_gen).numpy()
-            model.eval()
-            score = float(np.nanmean(per_k))
-        else:
-            model.eval()
-            per_k = model.holdout_mse(holdout_batch).cpu().numpy()
-            score = float(per_k.mean())
-        if by_member:
-            cur = model.member_mse(holdout_batch).cpu()
-            better = (member_best - cur) / member_best > cfg.min_improvement
-            better |= torch.isinf(member_best)
-            if bool(better.any()):
-                member_best = torch.where(better, cur, member_best)
-                model.copy_members(best_state, better.nonzero().squeeze(1))
-                best_epoch, stale = epoch, 0
-            else:
-                stale += 1
-        elif score < best_score:
-            best_score, best_epoch, best, stale = score, epoch, per_k, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        # Columns k1..k_m for every kind (blank where a model has no k) so kinds share model/fit.csv.
-        per_col = {f"holdout_mse_k{i + 1}": (float(per_k[i]) if i < len(per_k) else "") for i in range(cfg.m)}
-        row = {"kind": model.kind, "epoch": epoch, "train_loss": loss_mean, "holdout_mse": score, **per_col,
-               "best": epoch == best_epoch, "seconds": round(time.perf_counter() - t0, 3)}
-        history.append(row)
-        if csv_path is not None:
-            append_csv(csv_path, row)
-        if on_epoch is not None:
-            on_epoch(row)
-    if by_member:
-        # each member's best weights; the shared log-variance bounds as the last epoch left them
-        final = model.state_dict()
-        model.load_state_dict({k: best_state[k] if k in model.member_params() else final[k] for k in final})
+
+def _train_epoch(model: DynamicsModel, train: WindowSampler, cfg: ModelConfig, steps: int, gen: torch.Generator,
+                 opt, use_bf16: bool, check: Callable[[], None] | None) -> float:
+    """One epoch of `steps` minibatches; the mean training loss."""
+    model.train()
+    total = torch.zeros((), device=next(model.parameters()).device)
+    with bf16_matmuls(use_bf16):
+        for _ in range(steps):
+            if check is not None:
+                check()
+            total += model.train_step(train, cfg.batch_size, cfg.k_sampling, gen, opt)
+    return float(total) / steps
+
+
+def _score(model: DynamicsModel, how: str, held: WindowSampler, holdout_batch: dict, batch_size: int,
+           val_gen: torch.Generator) -> tuple[np.ndarray, float]:
+    """The epoch's hold-out MSE per k and its score (model.validation); leaves the model in eval mode."""
+    if how == "batch":  # the authors' way: their ADM stays in train mode, so dropout is on
+        per_k = model.sampled_holdout_mse(held, batch_size, val_gen).numpy()
         model.eval()
-        best = model.holdout_mse(holdout_batch).cpu().numpy()
-    else:
-        model.load_state_dict(best_state)
-        if how == "batch":  # report the kept weights on every held-out window, dropout off (comparable)
-            model.eval()
-            best = model.holdout_mse(holdout_batch).cpu().numpy()
+        return per_k, float(np.nanmean(per_k))
     model.eval()
-    model.after_fit(holdout_batch)
-    return FitResult(epoch, best_epoch, [float(v) for v in best], loss_mean,
-                     time.perf_counter() - t0, steps * epoch, int(hold.sum()), history, opt.state_dict(), how)
+    per_k = model.holdout_mse(holdout_batch).cpu().numpy()
+    return per_k, float(per_k.mean())
+
+
+class _Selection:
+    """Early stopping and the weights kept: the best mean score (model.early_stopping=mean), or each member's
+    own best (members, OfflineRL-Kit: a member improves when it beats its own best by more than
+    min_improvement, relative, and then keeps those weights)."""
+
+    def __init__(self, model: DynamicsModel, cfg: ModelConfig, how: str, holdout_batch: dict):
+        if how == "batch" and cfg.early_stopping == "members":
+            raise UserError("model.validation=batch scores the mean over k; model.early_stopping=members needs all")
+        self.model, self.cfg, self.how, self.holdout_batch = model, cfg, how, holdout_batch
+        model.eval()
+        self.best = model.holdout_mse(holdout_batch).cpu().numpy()
+        self.best_score, self.best_epoch, self.stale = float(self.best.mean()), 0, 0
+        self.best_state = copy.deepcopy(model.state_dict())
+        if how == "batch":  # the authors start from an unbeaten 1e10: the first epoch always counts as better
+            self.best_score = float("inf")
+        self.by_member = cfg.early_stopping == "members"
+        if self.by_member:
+            if not hasattr(model, "member_mse"):
+                raise UserError(f"model.early_stopping=members: the {model.kind} model has no members (use mean)")
+            self.member_best = torch.full((model.members,), float("inf"))  # every member starts unbeaten
+
+    def update(self, epoch: int, per_k: np.ndarray, score: float) -> None:
+        if self.by_member:
+            cur = self.model.member_mse(self.holdout_batch).cpu()
+            better = (self.member_best - cur) / self.member_best > self.cfg.min_improvement
+            better |= torch.isinf(self.member_best)
+            if bool(better.any()):
+                self.member_best = torch.where(better, cur, self.member_best)
+                self.model.copy_members(self.best_state, better.nonzero().squeeze(1))
+                self.best_epoch, self.stale = epoch, 0
+            else:
+                self.stale += 1
+        elif score < self.best_score:
+            self.best_score, self.best_epoch, self.best, self.stale = score, epoch, per_k, 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        else:
+            self.stale += 1
+
+    def restore(self) -> np.ndarray:
+        """Load the kept weights; their hold-out MSE per k on every held-out window (what the fit reports)."""
+        model = self.model
+        if self.by_member:
+            # each member's best weights; the shared log-variance bounds as the last epoch left them
+            final = model.state_dict()
+            model.load_state_dict({k: self.best_state[k] if k in model.member_params() else final[k] for k in final})
+            model.eval()
+            return model.holdout_mse(self.holdout_batch).cpu().numpy()
+        model.load_state_dict(self.best_state)
+        if self.how == "batch":  # report the kept weights on every held-out window, dropout off (comparable)
+            model.eval()
+            return model.holdout_mse(self.holdout_batch).cpu().numpy()
+        return self.best

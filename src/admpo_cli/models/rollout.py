@@ -118,14 +118,8 @@ def _rollout(model, policy, hist_obs, hist_act, obs, horizon, termination, uncer
             act = policy(cur) if actions is None else actions[lo:hi][rows, t]
             mean, var = stepper.step(cur, act)  # (b, K, D): every k (ADM) or every member (ensemble)
             b = mean.shape[0]
-            if planned is not None:  # the stepper yields the planned candidate alone
-                idx = torch.zeros(b, dtype=torch.long, device=obs.device)
-            elif fixed_index is not None:
-                idx = cand[min(fixed_index, len(cand) - 1)].expand(b)
-            elif per_row:
-                idx = cand[torch.randint(len(cand), (b,), device=obs.device, generator=generator)]
-            else:
-                idx = cand[step_k[t]].expand(b)
+            idx = _drawn(b, cand, planned is not None, fixed_index, per_row, step_k[t] if step_k is not None else None,
+                         generator)
             ar = torch.arange(b, device=obs.device)
             mu, v = mean[ar, idx], var[ar, idx]
             draw = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=generator) if sample else mu
@@ -152,3 +146,16 @@ def _rollout(model, policy, hist_obs, hist_act, obs, horizon, termination, uncer
     cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     extra = {k[4:]: cat.pop(k) for k in list(cat) if k.startswith("unc_")}
     return Rollout(**cat, extra_unc=extra)
+
+
+def _drawn(b: int, cand: torch.Tensor, planned: bool, fixed_index: int | None, per_row: bool,
+           k: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    """Which of the step's K predictions each of the b rows takes (Algorithm 1's k): the planned stepper's only
+    one, a fixed candidate, one drawn per row, or the step's k for the whole batch."""
+    if planned:  # the stepper yields the planned candidate alone
+        return torch.zeros(b, dtype=torch.long, device=cand.device)
+    if fixed_index is not None:
+        return cand[min(fixed_index, len(cand) - 1)].expand(b)
+    if per_row:
+        return cand[torch.randint(len(cand), (b,), device=cand.device, generator=generator)]
+    return cand[k].expand(b)
