@@ -16,7 +16,7 @@ from admpo_cli.data.dataset import (
     steps_to_end,
     validate,
 )
-from admpo_cli.data.scores import D4RL_REF, NEORL_REF, normalized_score, reference_for
+from admpo_cli.data.scores import D4RL_REF, NEORL_REF, normalized_score, task_reference
 from admpo_cli.errors import UserError
 
 
@@ -190,6 +190,8 @@ def test_normalised_scores():
     assert normalized_score(ref.random, ref) == 0.0
     assert normalized_score(ref.expert, ref) == pytest.approx(100.0)
     assert normalized_score(1607.0, ref) == pytest.approx(100 * (1607 + 20.272305) / (3234.3 + 20.272305))
-    assert reference_for("neorl-hopper-low", "hopper") is NEORL_REF["hopper"]
+    from admpo_cli.config import DataConfig
+
+    assert task_reference(DataConfig(task="neorl-hopper-low", env="hopper", benchmark="neorl")) is NEORL_REF["hopper"]
     assert "OfflineRL-Kit" in NEORL_REF["hopper"].source
-    assert reference_for("ant-online", "ant") is None
+    assert task_reference(DataConfig(task="ant-online", env="ant")) is None

@@ -1,6 +1,7 @@
-"""Plugins: a toy model and a toy algorithm, each ONE file under tests/plugins/, installed as a distribution
-(a dist-info folder with entry points on the path: what `pip install` leaves behind) and run through the
-CLI in a fresh process, as a user of a third-party package would."""
+"""Plugins: a toy model, a toy algorithm, a penalty with its own hyper-parameter and a CSV dataset format, each
+ONE file under tests/plugins/, installed as a distribution (a dist-info folder with entry points on the path:
+what `pip install` leaves behind) and run through the CLI in a fresh process, as a user of a third-party
+package would; and the template package that `admpo new-plugin` writes, checked by `admpo conformance`."""
 
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ TINY = ["--set", "model.max_epochs=2", "--set", "model.steps_per_epoch=5", "--se
 def site(tmp_path_factory) -> Path:
     """A site folder holding the plugin modules and their distribution's metadata (entry points)."""
     site = tmp_path_factory.mktemp("site")
-    for f in ("toy_linear_model.py", "toy_greedy_algo.py"):
+    for f in ("toy_linear_model.py", "toy_greedy_algo.py", "toy_quantile_penalty.py", "toy_csv_format.py"):
         shutil.copy(PLUGINS / f, site / f)
     info = site / "admpo_toy_plugins-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: admpo-toy-plugins\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[admpo.models]\ntoy-linear = toy_linear_model:MODEL\n\n"
-                                           "[admpo.algorithms]\ntoy-greedy = toy_greedy_algo:ALGORITHM\n")
+                                           "[admpo.algorithms]\ntoy-greedy = toy_greedy_algo:ALGORITHM\n\n"
+                                           "[admpo.penalties]\ntoy-quantile = toy_quantile_penalty:PENALTY\n\n"
+                                           "[admpo.formats]\ntoy-csv = toy_csv_format:FORMAT\n")
     (info / "RECORD").write_text("")
     return site
 
@@ -101,3 +104,101 @@ def test_a_broken_plugin_spoils_only_itself(tmp_path):
     assert r.returncode == 0 and "model broken" in r.stdout and "no_such_module" in r.stdout
     r = admpo(tmp_path, tmp_path, "fit-model", "--preset", "quickstart-hopper", "--model", "broken")
     assert r.returncode != 0 and "broken-plugin 1.0" in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+def test_a_plugin_penalty_with_its_own_key_trains_from_the_cli(site, tmp_path, hopper_file):
+    data = ["--set", f"data.path={hopper_file}", "--set", "data.benchmark=d4rl"]
+    run = tmp_path / "q"
+    r = admpo(site, tmp_path, "train-off", "--preset", "quickstart-hopper", "--run", run, *data, *TINY,
+              "--set", "rollout.uncertainty=toy-quantile", "--set", "rollout.quantile=0.25",
+              "--set", "rollout.beta=0.5")
+    assert r.returncode == 0, r.stderr + r.stdout
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["uncertainty"] == "toy-quantile" and "modified: " in summary["label"]
+    assert "quantile: 0.25" in (run / "config.yaml").read_text()
+    import numpy as np
+
+    # the imagined rewards are r - beta * U with U the plugin's quantile of the candidates' std norms
+    last = np.load(run / "diagnostics" / "last_rollout.npz")
+    assert (last["uncertainty"] > 0).all()
+    np.testing.assert_allclose(last["penalised_reward"], last["reward"] - 0.5 * last["uncertainty"], rtol=1e-5,
+                               atol=1e-6)
+    # the penalty's own check: one line naming the key, no traceback, nothing made
+    bad = tmp_path / "bad"
+    r = admpo(site, tmp_path, "train-off", "--preset", "quickstart-hopper", "--run", bad, *data,
+              "--set", "rollout.uncertainty=toy-quantile", "--set", "rollout.quantile=2")
+    assert r.returncode != 0 and "rollout.quantile: expected a number in [0, 1], got 2" in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr and not bad.exists()
+    r = admpo(site, tmp_path, "train-off", "--preset", "quickstart-hopper", "--set", "rollout.uncertainty=toy-quantil")
+    assert r.returncode != 0 and "did you mean 'toy-quantile'" in r.stderr + r.stdout
+
+
+def test_a_plugin_dataset_format_is_collected_read_fitted_and_cloned(site, tmp_path):
+    csv = tmp_path / "d" / "hopper.csv"
+    r = admpo(site, tmp_path, "collect", "--env", "hopper", "--out", csv, "--steps", "1200", "--format", "toy-csv")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert csv.read_text().startswith("o0,o1,")
+    r = admpo(site, tmp_path, "data", "info", csv)  # the suffix names the format
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "toy-csv" in r.stdout and "1200" in r.stdout and "normalised score" in r.stdout
+    data = ["--set", f"data.path={csv}", "--set", "data.benchmark=toy-csv", "--set", "data.csv_delimiter=,"]
+    r = admpo(site, tmp_path, "fit-model", "--preset", "quickstart-hopper", "--run", tmp_path / "f", *data, *TINY)
+    assert r.returncode == 0, r.stderr + r.stdout
+    rec = json.loads((tmp_path / "f" / "dataset.json").read_text())
+    assert rec["format"] == "toy-csv" and rec["transitions"] == 1200
+    r = admpo(site, tmp_path, "train-bc", "--preset", "quickstart-hopper", "--run", tmp_path / "b", *data,
+              "--steps", "20", "--set", "eval.episodes=1", "--set", "eval.max_episode_steps=20")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["gradient_steps"] == 20
+    r = admpo(site, tmp_path, "data", "info", csv, "--format", "toy-cs")
+    assert r.returncode != 0 and "did you mean 'toy-csv'" in r.stderr + r.stdout
+    r = admpo(site, tmp_path, "fit-model", "--preset", "quickstart-hopper", *data, "--set", "data.csv_delimiter=;;")
+    assert r.returncode != 0 and "data.csv_delimiter: expected one character" in r.stderr + r.stdout
+
+
+def test_a_plugin_that_raises_on_import_costs_one_line_where_it_is_used(tmp_path):
+    """A RuntimeError at import (not an ImportError): the commands that do not use it run; using it is one line
+    naming its package; a model plugin declaring an unregistered uncertainty is refused when it loads."""
+    (tmp_path / "raising_penalty.py").write_text("raise RuntimeError('this plugin is broken')\n")
+    (tmp_path / "odd_model.py").write_text(
+        (PLUGINS / "toy_linear_model.py").read_text().replace('uncertainties=("max_aleatoric",)',
+                                                              'uncertainties=("no-such-penalty",)'))
+    info = tmp_path / "raising_plugin-2.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: raising-plugin\nVersion: 2.0\n")
+    (info / "entry_points.txt").write_text("[admpo.penalties]\nraising = raising_penalty:PENALTY\n\n"
+                                           "[admpo.models]\nodd = odd_model:MODEL\n")
+    r = admpo(tmp_path, tmp_path, "presets", "show", "quickstart-hopper")
+    assert r.returncode == 0 and "hidden: 64" in r.stdout, r.stderr
+    r = admpo(tmp_path, tmp_path, "train-off", "--preset", "quickstart-hopper", "--set", "rollout.uncertainty=raising")
+    out = r.stderr + r.stdout
+    assert r.returncode != 0 and "raising-plugin 2.0" in out and "RuntimeError: this plugin is broken" in out
+    assert "Traceback" not in out and len(r.stderr.strip().splitlines()) <= 2, r.stderr
+    r = admpo(tmp_path, tmp_path, "fit-model", "--preset", "quickstart-hopper", "--model", "odd")
+    out = r.stderr + r.stdout
+    assert r.returncode != 0 and "no-such-penalty" in out and "raising-plugin 2.0" in out and "Traceback" not in out
+    r = admpo(tmp_path, tmp_path, "doctor")
+    assert r.returncode == 0 and "penalty raising" in r.stdout and "format d4rl" in r.stdout
+
+
+def test_the_shipped_template_plugin_installs_and_passes_conformance(tmp_path):
+    """`admpo new-plugin` writes a package with one of each kind; installed, `admpo conformance` passes on it."""
+    import tomllib
+
+    site = tmp_path / "site"
+    r = admpo(site, tmp_path, "new-plugin", tmp_path / "pkg", "--name", "myext")
+    assert r.returncode == 0, r.stderr + r.stdout
+    shutil.copytree(tmp_path / "pkg" / "src" / "myext", site / "myext")
+    meta = tomllib.loads((tmp_path / "pkg" / "pyproject.toml").read_text())
+    info = site / "myext-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myext\nVersion: 0.1.0\n")
+    groups = meta["project"]["entry-points"]
+    (info / "entry_points.txt").write_text("".join(
+        f"[{g}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n" for g, eps in groups.items()))
+    r = admpo(site, tmp_path, "conformance", "--model", "myext-model", "--algo", "myext-algo",
+              "--penalty", "myext-penalty", "--format", "myext-format")
+    assert r.returncode == 0, r.stderr + r.stdout[-3000:]
+    assert "checks passed" in r.stdout and "FAIL" not in r.stdout
+    r = admpo(site, tmp_path, "new-plugin", tmp_path / "pkg", "--name", "myext")  # exists: one line, untouched
+    assert r.returncode != 0 and "already exists" in r.stderr + r.stdout

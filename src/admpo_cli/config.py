@@ -31,31 +31,55 @@ def env_of(task: str) -> str:
     return next((e for e in sorted(ENVS, key=len, reverse=True) if e in task), task)
 
 
+class Extended:
+    """A section that a registered kind extends with keys of its own (registry.EXTENDED: a model kind's in
+    `model`, an algorithm's in `train`, a penalty's in `rollout`, a dataset format's in `data`): the keys set
+    are kept in `options`, as sorted (key, value) pairs, flat in YAML and config.yaml."""
+
+    SECTION = ""
+
+    @classmethod
+    def of(cls, **keys: Any) -> Any:
+        """A section from flat keys, as a preset writes them: the shared ones and any kind's own."""
+        shared = {f.name for f in fields(cls)} - {"options"}
+        own = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in keys.items() if k not in shared))
+        return cls(**{k: v for k, v in keys.items() if k in shared}, options=own)
+
+    def settings(self, name: str | None = None) -> Any:
+        """The typed settings of `name` (default: the section's own kind): its defaults and the keys set here."""
+        kind_field, reg = registry.EXTENDED[self.SECTION]
+        name = name or getattr(self, kind_field)
+        return reg.settings(name, dict(self.options), f"{self.SECTION}.{kind_field}")  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Extended):
     # Task name used for reference returns, termination and the evaluation env, e.g. "hopper-medium-v2",
     # "neorl-hopper-low" or "quickstart-hopper".
     task: str = "quickstart-hopper"
     # Environment family (ENVS): hopper | halfcheetah | walker2d | ant | humanoid.
     env: Env = "hopper"
-    # Where the data comes from: d4rl (HDF5) | neorl (npz) | minari | collect (made locally when absent).
-    benchmark: Literal["d4rl", "neorl", "minari", "collect"] = "collect"
+    # The dataset format (a registered one; admpo's: d4rl (HDF5) | neorl (npz) | minari | collect (made locally
+    # when absent); `admpo doctor` lists them with plugins').
+    benchmark: str = "collect"
     # Dataset file or id (D4RL id like hopper-medium-v2, Minari id, or a path). Empty = the preset's default.
     path: str = ""
     # Extra folder searched for D4RL/NeoRL files before $D4RL_DATASET_DIR and ~/.d4rl/datasets.
     data_dir: str = ""
-    # NeoRL: number of training trajectories kept (the benchmark and ADMPO use the first 1000).
-    neorl_trajectories: int = 1000
     # Rows with NaN/inf: "reject" (error) or "drop" (removed, reported).
     nonfinite: Literal["reject", "drop"] = "reject"
     # collect: transitions gathered with a random policy when no dataset file exists yet.
     collect_steps: int = 20000
     # Minari: allow downloading a dataset that is not on disk (needs network and huggingface_hub).
     download: bool = False
+    # The format's own keys that were set (Extended).
+    options: tuple[tuple[str, Any], ...] = ()
+
+    SECTION = "data"
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Extended):
     """The settings every dynamics model shares (what is fitted and how). A model kind's own keys (ADM's
     hidden, layers, head_blocks, dropout; the ensemble's ensemble_size, elites, ...) sit in the same YAML
     section; they are declared by the model's module (its `settings` dataclass) and kept in `options`."""
@@ -102,28 +126,14 @@ class ModelConfig:
     # accumulation and outputs; oneDNN on AMX/AVX512-BF16 CPUs: ~1.3x ADM, ~1.5x ensemble here). Hold-out
     # evaluation always runs in float32.
     matmul_precision: Literal["fp32", "bf16"] = "fp32"
-    # The model kinds' own keys that were set, as sorted (key, value) pairs (flat in YAML and config.yaml).
+    # The model kinds' own keys that were set (Extended).
     options: tuple[tuple[str, Any], ...] = ()
 
-    @classmethod
-    def of(cls, **keys: Any) -> ModelConfig:
-        """A section from flat keys, as a preset writes them: the shared ones and any kind's own."""
-        shared = {f.name for f in fields(cls)} - {"options"}
-        own = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in keys.items() if k not in shared))
-        return cls(**{k: v for k, v in keys.items() if k in shared}, options=own)
-
-    def settings(self, kind: str | None = None) -> Any:
-        """The typed settings of `kind` (default: this section's kind): its defaults and the keys set here."""
-        spec = registry.model(kind or self.kind)
-        own = {f.name for f in fields(spec.settings)}
-        try:
-            return spec.settings(**{k: v for k, v in self.options if k in own})
-        except (ValueError, TypeError) as exc:  # the kind's own checks: one line naming the key
-            raise UserError(f"{exc} (model.kind={kind or self.kind})") from None
+    SECTION = "model"
 
 
 @dataclass(frozen=True)
-class RolloutConfig:
+class RolloutConfig(Extended):
     # Imagined horizon H (Table 5).
     horizon: int = 5
     # Start windows per roll-out (authors' code: 50 000).
@@ -133,14 +143,19 @@ class RolloutConfig:
     # Uncertainty: auto (the model's default: authors for adm, max_aleatoric for ensemble) | authors (the
     # formula of the authors' code, with which Table 5's beta were tuned: sqrt of the mean over state dims of
     # the variance of the m means; `code` is read as this) | paper (Eq. 4) |
-    # max_aleatoric (MOPO: max over all members of the norm of the predicted std) | ensemble_std | none.
-    uncertainty: Literal["auto", "authors", "paper", "max_aleatoric", "ensemble_std", "none"] = "auto"
+    # max_aleatoric (MOPO: max over all members of the norm of the predicted std) | ensemble_std | none | a
+    # plugin's penalty (registry.PENALTIES; `admpo doctor` lists them).
+    uncertainty: str = "auto"
     # Backtracking k: one per imagined step for the whole batch (authors' code) or one per row (paper text).
     k_mode: Literal["batch", "row"] = "batch"
     # Rows processed at once inside a roll-out (bounds memory traffic of large elementwise ops).
     chunk_size: int = 1000
     # Matrix precision of roll-outs: fp32 | bf16.
     dtype: Literal["fp32", "bf16"] = "fp32"
+    # The penalty's own keys that were set (Extended).
+    options: tuple[tuple[str, Any], ...] = ()
+
+    SECTION = "rollout"
 
 
 @dataclass(frozen=True)
@@ -185,7 +200,7 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Extended):
     # A registered algorithm (registry.py; admpo's: admpo, mopo, bc offline (train-off); admpo, sac, mbpo
     # online (train-on); `admpo doctor` lists them with plugins').
     algo: str = "admpo"
@@ -216,8 +231,10 @@ class TrainConfig:
     model_retain_rollouts: int = 4
     # Roll-out length schedule [x, y, a, b]: x -> y over learning env steps a -> b (counted after warm-up).
     rollout_schedule: tuple[float, ...] = (1.0, 15.0, 0.0, 50000.0)
-    # BC: gradient steps.
-    bc_steps: int = 20000
+    # The algorithm's own keys that were set (Extended).
+    options: tuple[tuple[str, Any], ...] = ()
+
+    SECTION = "train"
 
 
 @dataclass(frozen=True)
@@ -352,39 +369,61 @@ def apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> Config:
         if not isinstance(values, dict):
             raise UserError(f"{source}: section '{section}' must be a mapping of keys")
         current = getattr(cfg, section)
-        types = _field_types(type(current))
-        changes, options = {}, {}
-        for key, value in values.items():
-            where = f"{source}: {section}.{key}"
-            if key in types and key != "options":
-                changes[key] = _coerce(value, types[key], where)
-            elif section == "model":
-                kind = values.get("kind", current.kind)
-                options[key] = _coerce(value, _model_option_type(key, str(kind), list(types), source), where)
-            else:
-                raise UserError(f"{source}: unknown key '{section}.{key}'{_closest(key, list(types))}")
-        if section == "train" and changes.get("algo") not in (None, *registry.ALGORITHMS.names()):
-            registry.algorithm(changes["algo"], where=f"{source}: train.algo")  # the error names the choices
-        if section == "model":
-            if changes.get("kind") not in (None, *registry.MODELS.names()):
-                registry.model(changes["kind"], f"{source}: model.kind")  # the error names the kinds there are
-            if options:
-                changes["options"] = tuple(sorted({**dict(current.options), **options}.items()))
-        updates[section] = replace(current, **changes)
+        updates[section] = _apply_section(section, current, values, source)
     cfg = replace(cfg, **updates)
-    if "model" in updates and cfg.model.options:  # a kind's defaults are valid: nothing to check (or import)
-        _check_model_options(cfg.model, source)
+    for section in updates:
+        if section in registry.EXTENDED and getattr(cfg, section).options:  # defaults are valid: nothing to check
+            _check_options(cfg, section, source)
     validate(cfg)
     return cfg
 
 
-def _model_option_type(key: str, kind: str, common: list[str], source: str) -> Any:
-    """The type of a model kind's own key: as `kind` (the section's kind) declares it, else as the first
+def _apply_section(section: str, current: Any, values: dict[str, Any], source: str) -> Any:
+    """`current` with `values` set: its own fields typed as declared, the keys of the kind that extends it
+    (registry.EXTENDED) typed as that kind declares them, the kind's name checked against its registry."""
+    types = _field_types(type(current))
+    kind_field, reg = registry.EXTENDED.get(section, ("", None))
+    changes, options = {}, {}
+    for key, value in values.items():
+        where = f"{source}: {section}.{key}"
+        if key in types and key != "options":
+            changes[key] = _coerce(value, types[key], where)
+        elif reg is not None:
+            kind = str(values.get(kind_field, getattr(current, kind_field)))
+            options[key] = _coerce(value, _option_type(section, key, kind, list(types), source), where)
+        else:
+            raise UserError(f"{source}: unknown key '{section}.{key}'{_closest(key, list(types))}")
+    if reg is not None and kind_field in changes:
+        changes[kind_field] = _registered(section, kind_field, changes[kind_field], source)
+    if options:
+        changes["options"] = tuple(sorted({**dict(current.options), **options}.items()))
+    return replace(current, **changes)
+
+
+def _registered(section: str, kind_field: str, name: str, source: str) -> str:
+    """A kind's name as its registry knows it (the error names the registered ones); rollout.uncertainty also
+    takes auto (the model's default) and `code` (the authors' formula's name before 0.2)."""
+    if section == "rollout":
+        if name == "code":
+            return "authors"
+        if name == "auto":
+            return name
+    _, reg = registry.EXTENDED[section]
+    if name not in reg.names():
+        reg.get(name, f"{source}: {section}.{kind_field}")  # raises, naming the choices
+    return name
+
+
+def _option_type(section: str, key: str, kind: str, common: list[str], source: str) -> Any:
+    """The type of a key a kind declares: as `kind` (the section's kind) declares it, else as the first
     registered kind that has it (a key kept for another kind is typed as that kind's)."""
+    _, reg = registry.EXTENDED[section]
     known, broken = [], []
-    for name in [kind, *(k for k in registry.MODELS.names() if k != kind)]:
+    for name in [kind, *(k for k in reg.names() if k != kind)]:
+        if name not in reg.names():
+            continue  # rollout.uncertainty=auto: the model's default, looked up among all penalties
         try:
-            own = registry.settings_fields(name)
+            own = reg.fields(name)
         except UserError as exc:  # a plugin that does not load spoils only its own keys
             broken.append(str(exc))
             continue
@@ -393,14 +432,19 @@ def _model_option_type(key: str, kind: str, common: list[str], source: str) -> A
         known += list(own)
     why = f"; {'; '.join(broken)}" if broken else ""
     hint = _closest(key, [k for k in common if k != "options"] + known)
-    raise UserError(f"{source}: unknown key 'model.{key}'{hint}{why}")
+    raise UserError(f"{source}: unknown key '{section}.{key}'{hint}{why}")
 
 
-def _check_model_options(model: ModelConfig, source: str) -> None:
-    """The chosen kind's settings built from the keys it owns, so its own checks run now, not at fit time; keys
-    other kinds own (kept for a later --model) are not checked against this kind."""
+def _check_options(cfg: Config, section: str, source: str) -> None:
+    """The section's kind's settings built from the keys it owns, so its own checks run now, not at fit time;
+    keys other kinds own (kept for a later --model/--algo) are not checked against this kind."""
+    current = getattr(cfg, section)
+    name = None
+    if section == "rollout":
+        name = registry.uncertainty_for(cfg.model.kind, current.uncertainty) if current.uncertainty == "auto" \
+            else current.uncertainty
     try:
-        model.settings()
+        current.settings(name)
     except UserError as exc:
         raise UserError(f"{source}: {exc}") from None
 
@@ -698,8 +742,9 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     out: dict[str, Any] = {"preset": cfg.preset, "budget": cfg.budget, "modified": list(cfg.modified)}
     for section in SECTIONS:
         out[section] = {k: plain(v) for k, v in dataclasses.asdict(getattr(cfg, section)).items()}
-    options = out["model"].pop("options")
-    out["model"].update({k: plain(v) for k, v in options})  # a kind's own keys, flat as in a preset
+    for section in registry.EXTENDED:
+        options = out[section].pop("options")
+        out[section].update({k: plain(v) for k, v in options})  # a kind's own keys, flat as in a preset
     return out
 
 

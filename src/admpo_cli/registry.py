@@ -1,15 +1,19 @@
-"""What admpo can train and fit: the registered dynamics models and algorithms, built-in or from plugins.
+"""What admpo can use: the registered dynamics models, algorithms, uncertainty penalties and dataset formats,
+built-in or from plugins.
 
-A model or an algorithm is one module that ends with its registration (`MODEL = ModelSpec(...)` or
-`ALGORITHM = AlgorithmSpec(...)`). admpo's own are listed in `BUILTIN_MODELS` / `BUILTIN_ALGORITHMS`
-below (the one line a new built-in adds); another package registers its own through the entry-point
-groups `admpo.models` and `admpo.algorithms`, e.g. in its pyproject.toml:
+Each is one module that ends with its registration (`MODEL = ModelSpec(...)`, `ALGORITHM = AlgorithmSpec(...)`,
+`PENALTY = PenaltySpec(...)`, `FORMAT = FormatSpec(...)`). admpo's own are listed in the BUILTIN_* tables below
+(the one line a new built-in adds); another package registers its own through the entry-point groups
+`admpo.models`, `admpo.algorithms`, `admpo.penalties` and `admpo.formats`, e.g. in its pyproject.toml:
 
-    [project.entry-points."admpo.models"]
-    mymodel = "mypkg.mymodel:MODEL"
+    [project.entry-points."admpo.penalties"]
+    mypenalty = "mypkg.mypenalty:PENALTY"
 
+Each kind may declare a frozen settings dataclass: its fields are its own keys of the config section it
+extends (a model's in `model:`, an algorithm's in `train:`, a penalty's in `rollout:`, a format's in `data:`).
 Names are known without importing anything (`--help` stays fast); a module is imported the first time its
-entry is asked for. This module is torch-free: the specs hold callables, which the modules provide.
+entry is asked for, and one that fails to import costs one line naming its package, in the commands that use
+it only. This module is torch-free: the specs hold callables, which the modules provide.
 """
 
 from __future__ import annotations
@@ -38,18 +42,24 @@ BUILTIN_ALGORITHMS = {
     "sac": "admpo_cli.algos.sac:ALGORITHM",
     "mbpo": "admpo_cli.algos.mbpo:ALGORITHM",
 }
+BUILTIN_PENALTIES = {
+    "authors": "admpo_cli.models.uncertainty:AUTHORS",
+    "paper": "admpo_cli.models.uncertainty:PAPER",
+    "max_aleatoric": "admpo_cli.models.uncertainty:MAX_ALEATORIC",
+    "ensemble_std": "admpo_cli.models.uncertainty:ENSEMBLE_STD",
+    "none": "admpo_cli.models.uncertainty:NONE",
+}
+BUILTIN_FORMATS = {
+    "d4rl": "admpo_cli.data.d4rl:FORMAT",
+    "neorl": "admpo_cli.data.neorl:FORMAT",
+    "minari": "admpo_cli.data.minari_io:FORMAT",
+    "collect": "admpo_cli.data.collected:FORMAT",
+}
 
 
-def lazy(target: str) -> Callable[..., Any]:
-    """A function given as "module:name", imported on its first call: a registration that only names its
-    loop keeps resolving a config (presets show) free of torch."""
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        module, _, name = target.partition(":")
-        return getattr(importlib.import_module(module), name)(*args, **kwargs)
-
-    call.__qualname__ = call.__name__ = target
-    return call
+@dataclass(frozen=True)
+class NoSettings:
+    """The settings of a kind that declares no keys of its own."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ class AlgorithmSpec:
     # (cfg) -> (the metrics.csv column counting a run's progress, its final value), where the loop is not
     # counted in the offline loop's updates (epochs x steps_per_epoch) or the online loop's env steps.
     length: Callable[[Any], tuple[str, int]] | None = None
+    # Its own keys of the config's `train` section (a frozen dataclass; cfg.train.settings() is the instance).
+    settings: type = NoSettings
 
     def in_setting(self, setting: str) -> AlgorithmSpec:
         """This algorithm as it runs in `setting` (its label and loop there)."""
@@ -107,15 +119,61 @@ class AlgorithmSpec:
         return dataclasses.replace(self, **{"command": command, **self.also[setting]}, setting=setting, also={})
 
     @property
-    def settings(self) -> tuple[str, ...]:
+    def trains_in(self) -> tuple[str, ...]:
+        """The settings (offline, online) it trains in."""
         return (self.setting, *self.also)
+
+
+@dataclass(frozen=True)
+class PenaltySpec:
+    """An uncertainty penalty's registration: a roll-out rewards r - beta * U.
+
+    compute(mean, var, obs_dim, settings) -> U, shape (B,): from the K candidate predictions of the same next
+    step that the imagined-step engine hands it (mean, var: (B, K, obs_dim + 1), the absolute next state then
+    the reward; ADM's K are its k = 1..m, an ensemble's its members). `settings` is an instance of the frozen
+    dataclass `settings`, whose fields are the penalty's own keys of the config's `rollout` section."""
+
+    name: str
+    compute: Callable[..., Any]
+    settings: type = NoSettings
+    description: str = ""
+    # False for a penalty that reads no prediction (none): a roll-out may then predict the drawn candidate alone.
+    uses_predictions: bool = True
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A dataset format's registration.
+
+    load(source, data, settings, context) -> (Transitions, Reference | None, where): the dataset that `source`
+    (data.path: a file, an id, or "" for the preset's default) names, read in this format; `data` is the
+    config's data section, `settings` an instance of `settings` (the format's own keys of the `data` section),
+    `context` a data.formats.LoadContext (seed, env spec, progress: what a format that makes its data needs).
+    The Reference is the format's own reference returns where the dataset carries them (Minari), else None
+    (then `reference(env)`, the env family's reference returns for this format, decides); `where` is the
+    source as the run records it. A file whose name ends in one of `suffixes` is read with this format whatever
+    data.benchmark says; `recognises(path)` tells an id of this format's (Minari's namespace/name/version) to
+    `data info`. write(path, data, qpos, qvel, meta) writes one (`admpo collect --format NAME`)."""
+
+    name: str
+    load: Callable[..., Any]
+    reference: Callable[[str], Any]
+    suffixes: tuple[str, ...] = ()
+    recognises: Callable[[str], bool] = field(default=lambda path: False)
+    settings: type = NoSettings
+    # The observation layout its tasks use (envs/specs.py): d4rl, or neorl (the x position kept).
+    layout: str = "d4rl"
+    write: Callable[..., None] | None = None
+    description: str = ""
 
 
 class Registry:
     """Names -> specs, from a built-in table and an entry-point group; modules load on first use."""
 
-    def __init__(self, what: str, group: str, builtin: dict[str, str], spec_type: type, attr: str):
+    def __init__(self, what: str, group: str, builtin: dict[str, str], spec_type: type, attr: str,
+                 check: Callable[[str, Any, str], None] | None = None):
         self.what, self.group, self.builtin, self.spec_type, self.attr = what, group, builtin, spec_type, attr
+        self.check = check  # (name, spec, source) -> None or a UserError: what a registration must hold
         self._loaded: dict[str, Any] = {}
 
     def _targets(self) -> dict[str, tuple[str, str]]:
@@ -151,19 +209,54 @@ class Registry:
         module_name, _, attr = target.partition(":")
         try:
             obj = getattr(importlib.import_module(module_name), attr or self.attr)
-        except (ImportError, AttributeError) as exc:
-            raise UserError(f"{self.what} {name!r} ({source}): cannot load {target}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever a plugin raises on import costs one line, not a traceback
+            text = str(exc).strip().splitlines()
+            raise UserError(f"{self.what} {name!r} ({source}): cannot load {target}: {type(exc).__name__}"
+                            f"{': ' + text[0] if text else ''}") from None
         if not isinstance(obj, self.spec_type):
             raise UserError(f"{self.what} {name!r} ({source}): {target} is not a {self.spec_type.__name__}")
+        if self.check is not None:
+            self.check(name, obj, source)
         self._loaded[name] = obj
         return obj
+
+    def fields(self, name: str) -> dict[str, Any]:
+        """The config keys `name` declares (its settings dataclass's fields) and their types."""
+        import typing
+
+        cls = self.get(name).settings
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    def settings(self, name: str, options: dict[str, Any], where: str) -> Any:
+        """`name`'s settings from the keys set for it (the others are left to the kinds that own them); its own
+        checks (raising ValueError or TypeError) become one line naming `where`."""
+        cls = self.get(name).settings
+        own = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in options.items() if k in own})
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{exc} ({where}={name})") from None
 
     def all(self) -> dict[str, Any]:
         return {name: self.get(name) for name in self.names()}
 
 
-MODELS = Registry("model", "admpo.models", BUILTIN_MODELS, ModelSpec, "MODEL")
+def _check_model(name: str, spec: ModelSpec, source: str) -> None:
+    """A model's declared uncertainties are registered penalties (checked when it loads, not mid-training)."""
+    unknown = [u for u in spec.uncertainties if u not in PENALTIES.names()]
+    if not spec.uncertainties or unknown:
+        raise UserError(f"model {name!r} ({source}): its uncertainties {list(spec.uncertainties)} must name "
+                        f"registered penalties ({', '.join(PENALTIES.names())}); unknown: {unknown or 'none given'}")
+
+
+MODELS = Registry("model", "admpo.models", BUILTIN_MODELS, ModelSpec, "MODEL", _check_model)
 ALGORITHMS = Registry("algorithm", "admpo.algorithms", BUILTIN_ALGORITHMS, AlgorithmSpec, "ALGORITHM")
+PENALTIES = Registry("penalty", "admpo.penalties", BUILTIN_PENALTIES, PenaltySpec, "PENALTY")
+FORMATS = Registry("dataset format", "admpo.formats", BUILTIN_FORMATS, FormatSpec, "FORMAT")
+# The config sections a registered kind extends with its own keys: section -> (the field naming it, registry).
+EXTENDED = {"model": ("kind", MODELS), "train": ("algo", ALGORITHMS), "rollout": ("uncertainty", PENALTIES),
+            "data": ("benchmark", FORMATS)}
 
 
 def model(kind: str, where: str = "model.kind") -> ModelSpec:
@@ -179,6 +272,32 @@ def default_model(algo: str) -> str | None:
     return ALGORITHMS.get(algo).model if algo in ALGORITHMS.names() else None
 
 
+def format_of(data: Any, explicit: bool = True) -> str:
+    """The format a data section reads: data.benchmark, unless data.path is a file whose suffix another format
+    owns (a NeoRL .npz given to a D4RL preset), or a path is given to `collect` (a given file is read, never
+    made: the format its suffix names, else d4rl). explicit=False (`data info PATH`): the suffix's owner, else the
+    format that recognises the id, else d4rl."""
+    path = str(data.path if explicit else data)
+    if explicit and not path:
+        return data.benchmark
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    owners, recognisers = [], []
+    for name in FORMATS.names():
+        try:
+            spec = FORMATS.get(name)
+        except UserError:  # a plugin that does not load claims no file
+            continue
+        if suffix and suffix in spec.suffixes:
+            owners.append(name)
+        elif not explicit and spec.recognises(path):
+            recognisers.append(name)
+    if explicit:
+        if data.benchmark in owners or (owners == [] and data.benchmark != "collect"):
+            return data.benchmark
+        return owners[0] if owners else "d4rl"
+    return (owners or recognisers or ["d4rl"])[0]
+
+
 def uncertainty_for(kind: str, configured: str) -> str:
     """The quantifier a roll-out uses: the configured one, or the model's default for `auto`."""
     return MODELS.get(kind).uncertainties[0] if configured == "auto" else configured
@@ -192,13 +311,12 @@ def dropout_at_inference(setting: str, kind: str, uncertainty: str) -> bool:
     return setting == "on"
 
 
-def settings_fields(kind: str) -> dict[str, Any]:
-    """The model kind's own config keys and their types."""
-    import typing
+def penalty(name: str, where: str = "rollout.uncertainty") -> PenaltySpec:
+    return PENALTIES.get(name, where)
 
-    cls = MODELS.get(kind).settings
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+def dataset_format(name: str, where: str = "data.benchmark") -> FormatSpec:
+    return FORMATS.get(name, where)
 
 
 def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True,
@@ -245,7 +363,7 @@ def check_command(command: str, algo: str, setting: str, preset: str) -> None:
         if setting == "online":
             raise UserError(f"preset {preset or '(config)'} is an online task (train.setting=online): run it with "
                             f"`admpo train-on --preset {preset or '...'}`; train-off trains on a fixed dataset")
-        if "offline" not in a.settings:
+        if "offline" not in a.trains_in:
             raise UserError(f"train.algo={algo}: {a.label} is an online algorithm; run it with `admpo {a.command}`, "
                             "not train-off")
     if command == "train-on":
@@ -253,7 +371,7 @@ def check_command(command: str, algo: str, setting: str, preset: str) -> None:
             raise UserError(f"preset {preset or '(config)'} is an offline task (a fixed dataset): run it with "
                             f"`admpo train-off --preset {preset or '...'}`; train-on needs an online preset "
                             "(e.g. hopper-online)")
-        if "online" not in a.settings:
+        if "online" not in a.trains_in:
             raise UserError(f"train.algo={algo}: {a.label} trains offline; run it with `admpo {a.command}`")
 
 

@@ -16,7 +16,7 @@ from admpo_cli.algos.policy_files import save_policy
 from admpo_cli.algos.summary import read_rows, write_summary
 from admpo_cli.algos.training_run import TrainingRun
 from admpo_cli.data.dataset import rollout_starts
-from admpo_cli.data.scores import reference_for
+from admpo_cli.data.scores import run_reference
 from admpo_cli.envs.registry import spec_for
 from admpo_cli.envs.termination import termination_fn
 from admpo_cli.evaluate.policy import evaluation_row
@@ -48,14 +48,14 @@ def train_greedy(cfg, run, device, data, model, hooks=None) -> dict:
             tr.add(agent.update(*(batch[k] for k in KEYS)))
             state.step += 1
             if state.step % cfg.train.steps_per_epoch == 0:
-                ref = reference_for(cfg.data.task, cfg.data.env)
+                ref = run_reference(cfg, run)
                 row = {"step": state.step, **evaluation_row(lambda o: agent.act(o, deterministic=True),
                                                             spec_for(cfg.data), cfg.eval.episodes, cfg.run.seed,
                                                             state.step, ref), **tr.losses(f"step {state.step}")}
                 tr.log(state.step, row, checkpoint=True)
     save_policy(run, agent.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "toy-greedy")
     return write_summary(run, cfg, "toy-greedy", cfg.model.kind, read_rows(run.file("metrics.csv")),
-                         reference_for(cfg.data.task, cfg.data.env), {"gradient_steps": state.step})
+                         run_reference(cfg, run), {"gradient_steps": state.step})
 
 
 ALGORITHM = AlgorithmSpec(

@@ -4,11 +4,12 @@ per-task settings (Tables 4 and 5)."""
 
 from __future__ import annotations
 
-from ..registry import AlgorithmSpec, lazy
+from ..registry import AlgorithmSpec
+from .loops import offline_loop, online_loop
 
 ALGORITHM = AlgorithmSpec(
     name="admpo", label="ADMPO-OFF", setting="offline", command="train-off", model="adm", uncertainty="authors",
-    train=lazy("admpo_cli.algos.offline:train_offline"),
-    also={"online": {"label": "ADMPO-ON", "uncertainty": "none", "train": lazy("admpo_cli.algos.online:train_online")}},
+    train=offline_loop,
+    also={"online": {"label": "ADMPO-ON", "uncertainty": "none", "train": online_loop}},
     description="any-step dynamics model policy optimisation (Lin et al., ICLR 2025)",
 )

@@ -11,15 +11,11 @@ import torch
 from ..agents.bc import BC
 from ..config import Config
 from ..data.dataset import Transitions
-from ..data.scores import run_reference
-from ..envs.registry import spec_for
 from ..errors import DivergenceError
-from ..evaluate.policy import evaluation_row
 from ..registry import AlgorithmSpec
 from ..rundir import RunDir
 from .buffers import table_of
-from .policy_files import save_policy
-from .summary import read_rows, write_summary
+from .plumbing import evaluate, finish, write_policy
 from .training_run import Hooks, TrainingRun
 
 
@@ -36,6 +32,17 @@ def behaviour_cloning(bc: BC, obs: torch.Tensor, act: torch.Tensor, steps: int, 
             after(done, n, loss)
 
 
+@dataclass(frozen=True)
+class BCSettings:
+    """BC's own keys of the `train` section."""
+
+    bc_steps: int = 20000  # gradient steps
+
+    def __post_init__(self):
+        if self.bc_steps <= 0:
+            raise ValueError(f"train.bc_steps: expected a positive number of steps, got {self.bc_steps}")
+
+
 @dataclass
 class BCState:
     step: int = 0  # BC updates done
@@ -44,11 +51,11 @@ class BCState:
 def train_bc(cfg: Config, run: RunDir, device: torch.device, data: Transitions, model=None,
              hooks: Hooks | None = None) -> dict:
     """BC on the dataset, evaluated and checkpointed 10 times over the run (resumable like the others)."""
-    spec, ref = spec_for(cfg.data), run_reference(cfg, run)
     bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.agent.actor_lr * 10, device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
-    total, every = cfg.train.bc_steps, max(cfg.train.bc_steps // 10, 1)
+    total = cfg.train.settings("bc").bc_steps
+    every = max(total // 10, 1)
     tr = TrainingRun(cfg, run, BCState(), {"bc": bc}, gen, total, "step", hooks, rate_of="step")
     state = tr.start(lambda s: s.step)
 
@@ -57,8 +64,7 @@ def train_bc(cfg: Config, run: RunDir, device: torch.device, data: Transitions, 
             raise DivergenceError(f"BC loss is not finite at step {step}")
         state.step = step
         row = {"step": step, "epoch": math.ceil(step / every),
-               **evaluation_row(lambda o: bc.act(o), spec, cfg.eval.episodes, cfg.run.seed, step, ref,
-                                cfg.eval.max_episode_steps, device),
+               **evaluate(cfg, run, lambda o: bc.act(o), step, device),
                "bc_loss": loss, "updates_per_s": tr.rate()}
         tr.log(step, row, checkpoint=True)
         tr.restart_rate()
@@ -68,12 +74,12 @@ def train_bc(cfg: Config, run: RunDir, device: torch.device, data: Transitions, 
         behaviour_cloning(bc, real["obs"], real["act"], total, cfg.agent.batch_size, every, gen, evaluate_and_log,
                           done=state.step)
     for name in ("actor", "bc"):
-        save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name=name)
-    return write_summary(run, cfg, "bc", None, read_rows(tr.metrics), ref, {"gradient_steps": state.step})
+        write_policy(cfg, run, bc.actor, data.obs_dim, data.act_dim, name=name)
+    return finish(cfg, run, None, {"gradient_steps": state.step})
 
 
 ALGORITHM = AlgorithmSpec(
     name="bc", label="BC", setting="offline", command="train-off --algo bc", train=train_bc, model=None,
     uncertainty="none", description="behaviour cloning: the policy fitted to the dataset's actions",
-    length=lambda cfg: ("step", cfg.train.bc_steps),
+    length=lambda cfg: ("step", cfg.train.settings("bc").bc_steps), settings=BCSettings,
 )

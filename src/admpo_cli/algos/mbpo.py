@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import env_of
-from ..registry import AlgorithmSpec, lazy
+from ..registry import AlgorithmSpec
+from .loops import online_loop
 
 # MBPO as its authors ran it (GitHub jannerm/mbpo, `examples/config/<env>/0.py`): model re-fit interval (env
 # steps), roll-out length schedule [x, y, a, b] (their [epoch a, epoch b, x, y] at 1000 env steps an epoch,
@@ -60,7 +61,7 @@ def published(task: str, setting: str) -> dict[str, dict[str, Any]]:
 
 ALGORITHM = AlgorithmSpec(
     name="mbpo", label="MBPO (published)", setting="online", command="train-on --algo mbpo",
-    train=lazy("admpo_cli.algos.online:train_online"),
+    train=online_loop,
     model="ensemble", uncertainty="none", published=published, published_for=lambda task: mbpo_published(env_of(task)),
     description="MBPO (Janner et al. 2019) as its authors' code runs it",
 )

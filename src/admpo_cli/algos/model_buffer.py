@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
@@ -28,12 +29,14 @@ class RolloutSettings:
     chunk_size: int
     batch_size: int
     dropout: bool
+    penalty: Any = None  # the penalty's own settings (cfg.rollout.settings(uncertainty))
 
     @classmethod
     def of(cls, cfg: Config) -> RolloutSettings:
         unc = uncertainty_for(cfg.model.kind, cfg.rollout.uncertainty)
         return cls(cfg.rollout.horizon, cfg.rollout.beta, unc, cfg.rollout.k_mode, cfg.rollout.chunk_size,
-                   cfg.rollout.batch_size, dropout_at_inference(cfg.model.dropout_at_inference, cfg.model.kind, unc))
+                   cfg.rollout.batch_size, dropout_at_inference(cfg.model.dropout_at_inference, cfg.model.kind, unc),
+                   cfg.rollout.settings(unc))
 
     def with_horizon(self, horizon: int) -> RolloutSettings:
         return replace(self, horizon=horizon)
@@ -51,7 +54,7 @@ def rollout_into_buffer(model: DynamicsModel, agent, real: dict[str, torch.Tenso
     w = start_windows(real["obs"], real["act"], rows, model.context)
     out = rollout(model, lambda o: agent.actor(o, with_logp=False)[0], w["hist_obs"], w["hist_act"], w["obs"],
                   ro.horizon, termination, ro.uncertainty, ro.beta, ro.k_mode, ro.chunk_size, gen, ro.dropout,
-                  check=check)
+                  check=check, penalty_settings=ro.penalty)
     model_buf.add({"obs": out.obs, "act": out.act, "rew": out.rew, "next_obs": out.next_obs,
                    "done": out.done.float()})
     dt = time.perf_counter() - t0

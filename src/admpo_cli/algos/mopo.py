@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import AlgorithmSpec, lazy
+from ..registry import AlgorithmSpec
+from .loops import offline_loop
 
 # OfflineRL-Kit's MOPO per task: (rollout-length h, penalty-coef lambda).
 MOPO_TASKS: dict[str, tuple[int, float]] = {
@@ -66,7 +67,7 @@ def published(task: str, setting: str) -> dict[str, dict[str, Any]]:
 
 ALGORITHM = AlgorithmSpec(
     name="mopo", label="MOPO (published)", setting="offline", command="train-off",
-    train=lazy("admpo_cli.algos.offline:train_offline"),
+    train=offline_loop,
     model="ensemble", uncertainty="max_aleatoric", published=published, published_for=mopo_published,
     description="MOPO (Yu et al. 2020) with OfflineRL-Kit's published per-task settings",
 )

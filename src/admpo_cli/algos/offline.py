@@ -16,18 +16,16 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
-from ..data.scores import run_reference
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
 from ..errors import UserError
-from ..evaluate.policy import evaluation_row
 from ..models.base import DynamicsModel
 from ..models.rollout import cast_model
 from ..rundir import RunDir
 from .buffers import KEYS, RingBuffer, table_of
 from .model_buffer import RolloutSettings, mixed_batch, rollout_into_buffer, write_last_rollout
-from .policy_files import save_policy
-from .summary import read_rows, write_summary
+from .plumbing import evaluate, finish, write_policy
+from .summary import read_rows
 from .training_run import Hooks, TrainingRun
 
 
@@ -72,7 +70,7 @@ def train_offline(cfg: Config, run: RunDir, device: torch.device, data: Transiti
             state.step += 1
             if state.step % cfg.train.steps_per_epoch == 0 or state.step == total:
                 _end_of_epoch(cfg, tr, agent, model_buf, state, total, device)
-    save_policy(run, agent.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, cfg.train.algo)
+    write_policy(cfg, run, agent.actor, data.obs_dim, data.act_dim)
     return _summary(cfg, run, agent, ro, model, state)
 
 
@@ -95,9 +93,7 @@ def _end_of_epoch(cfg: Config, tr: TrainingRun, agent, model_buf: RingBuffer, st
     if epoch % cfg.eval.every == 0 or state.step == total:
         last = state.last_rollout
         row = {"step": state.step, "epoch": epoch,
-               **evaluation_row(lambda o: agent.act(o, deterministic=True), spec_for(cfg.data), cfg.eval.episodes,
-                                cfg.run.seed, epoch * 1009, run_reference(cfg, tr.run),
-                                cfg.eval.max_episode_steps, device),
+               **evaluate(cfg, tr.run, lambda o: agent.act(o, deterministic=True), epoch * 1009, device),
                **losses, "alpha": float(agent.alpha), "model_buffer": model_buf.size,
                "uncertainty_mean": last.get("uncertainty_mean", ""), "penalty_mean": last.get("penalty_mean", ""),
                # the last roll-out's imagined reward before the penalty and its share of terminated rows
@@ -125,7 +121,7 @@ def _summary(cfg: Config, run: RunDir, agent, ro: RolloutSettings, model: Dynami
     spec = registry.algorithm(cfg.train.algo, "offline")
     rows = read_rows(run.file("metrics.csv"))
     extra = {"published_setting": spec.published_for(cfg.data.task)} if spec.published_for else {}
-    return write_summary(run, cfg, cfg.train.algo, cfg.model.kind, rows, run_reference(cfg, run), {
+    return finish(cfg, run, cfg.model.kind, {
         "uncertainty": ro.uncertainty, "k_mode": ro.k_mode, "beta": ro.beta, "m": getattr(model, "m", None),
         "horizon": ro.horizon, "gradient_steps": state.step, "rollout_dtype": cfg.rollout.dtype,
         "dropout_at_inference": ro.dropout, "agent_backend": agent.backend, **extra,

@@ -23,19 +23,17 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
-from ..data.scores import run_reference
 from ..envs.registry import spec_for
 from ..envs.termination import termination_fn
-from ..evaluate.policy import evaluation_row
 from ..files import append_csv, truncate_csv_after
 from ..models.factory import build_model
 from ..models.fit import fit
 from ..rundir import RunDir
 from .buffers import KEYS, RingBuffer
 from .model_buffer import RolloutSettings, mixed_batch, resize_model_buffer, rollout_into_buffer, write_last_rollout
-from .policy_files import save_policy
+from .plumbing import evaluate, finish, write_policy
 from .real_env import RealData, Simulator
-from .summary import read_rows, write_summary
+from .summary import read_rows
 from .training_run import Hooks, TrainingRun
 
 PHASES = ("env", "fit", "rollout", "sac", "eval")
@@ -210,7 +208,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                     clock.lap("eval")
     finally:
         sim.close()
-    save_policy(run, agent.actor, spec.obs_dim, spec.act_dim, cfg.agent.hidden, cfg.data.task, cfg.train.algo)
+    write_policy(cfg, run, agent.actor, spec.obs_dim, spec.act_dim)
     write_last_rollout(run.file("diagnostics", "last_rollout.npz"), dyn.last_rollout)
     return _summary(cfg, run, agent, dyn, state)
 
@@ -237,10 +235,8 @@ def _evaluate_and_checkpoint(cfg: Config, tr: TrainingRun, agent, sim: Simulator
     """Losses (divergence guard), deterministic episodes on a separate env, a metrics.csv row, a checkpoint."""
     losses = tr.losses(f"env step {step}")
     ups = tr.rate()  # updates/s since the last evaluation (this evaluation not included)
-    ref = run_reference(cfg, tr.run)
     row = {"env_steps": step, "updates": state.updates,
-           **evaluation_row(lambda o: agent.act(o, deterministic=True), spec_for(cfg.data), cfg.eval.episodes,
-                            cfg.run.seed, step, ref, cfg.eval.max_episode_steps, device),
+           **evaluate(cfg, tr.run, lambda o: agent.act(o, deterministic=True), step, device),
            **losses, "alpha": float(agent.alpha),
            "train_return": float(np.mean(sim.returns)) if sim.returns else "",
            "model_holdout_mse": dyn.last_fit.get("model_holdout_mse", ""),
@@ -259,8 +255,7 @@ def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: Onlin
     t, model_based = cfg.train, _model_based(cfg)
     spec = registry.algorithm(cfg.train.algo, "online")
     rows = read_rows(run.file("metrics.csv"))
-    return write_summary(run, cfg, cfg.train.algo, cfg.model.kind if model_based else None, rows,
-                         run_reference(cfg, run), {
+    return finish(cfg, run, cfg.model.kind if model_based else None, {
         "setting": "online", "env_steps": state.env_steps - t.warmup_steps, "warmup_steps": t.warmup_steps,
         "gradient_steps": state.updates, "utd": t.utd,
         "m": getattr(dyn.model, "m", None) if model_based else None,

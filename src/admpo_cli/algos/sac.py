@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import AlgorithmSpec, lazy
+from ..registry import AlgorithmSpec
+from .loops import online_loop
 
 SAC_SOURCE = "CleanRL cleanrl/sac_continuous_action.py"
 
@@ -31,6 +32,6 @@ def published(task: str, setting: str) -> dict[str, dict[str, Any]]:
 
 ALGORITHM = AlgorithmSpec(
     name="sac", label="SAC", setting="online", command="train-on --algo sac",
-    train=lazy("admpo_cli.algos.online:train_online"), model=None,
+    train=online_loop, model=None,
     uncertainty="none", published=published, description="soft actor-critic, model-free (CleanRL's)",
 )

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ..config import ENVS
-from ..errors import UserError
 from .app import app, data_app
 from .options import (
     DeviceOpt,
@@ -31,7 +30,8 @@ def collect(
         "data/hopper-random.hdf5"),
     steps: Annotated[int, typer.Option(help="Transitions to collect.")] = 100_000,
     policy: Annotated[str, typer.Option(help="random, or a policy checkpoint (an admpo SAC actor).")] = "random",
-    fmt: Annotated[str, typer.Option("--format", help="d4rl (HDF5) | neorl (npz, x position kept).")] = "d4rl",
+    fmt: Annotated[str, typer.Option("--format", help="A format that can write: d4rl (HDF5) | neorl (npz, x "
+                                                      "position kept) | a plugin's.")] = "d4rl",
     noise: Annotated[bool, typer.Option(help="NeoRL-style actions: the policy mean 80 %, a sample 20 %.")] = False,
     quality: Annotated[str | None, typer.Option(
         help="Train SAC online first: medium | medium-replay | expert (target return below).")] = None,
@@ -43,8 +43,6 @@ def collect(
     """Collect a D4RL- or NeoRL-style dataset in a gymnasium MuJoCo environment."""
     from ..stages.collect import run_collect
 
-    if fmt not in ("d4rl", "neorl"):
-        raise UserError(f"--format: expected d4rl or neorl, got {fmt!r}")
     info = run_collect(env, out, steps, policy, fmt, noise, quality, target_return, train_steps, seed,
                        device or "auto", RichProgress())
     console.print(kv_table(f"collected {out}", info.items()))
@@ -53,20 +51,18 @@ def collect(
 @data_app.command("info")
 @user_errors
 def data_info(
-    path: Annotated[str, typer.Argument(help="Dataset file (D4RL .hdf5 or NeoRL .npz).")],
+    path: Annotated[str, typer.Argument(help="Dataset file or id (D4RL .hdf5, NeoRL .npz, a Minari id, or a "
+                                             "plugin format's).")],
     task: Annotated[str | None, typer.Option(help="Task (e.g. hopper-medium-v2, neorl-hopper-low) for scores.")] = None,
     env: Annotated[str | None, typer.Option(help="Environment family, when --task does not say.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="A registered dataset format (`admpo doctor` lists "
+                                                             "them); default: the one the path names.")] = None,
 ) -> None:
-    """Size, episodes, return statistics and normalised score of the behaviour data."""
+    """Format, size, episodes, return statistics and normalised score of the behaviour data."""
     from ..stages.data import data_info_stage
 
-    rows = data_info_stage(path, task, env)
+    rows = data_info_stage(path, task, env, fmt)
     console.print(kv_table(path, rows))
-
-
-# ---------------------------------------------------------------- models
-
-
 
 
 @data_app.command("download")

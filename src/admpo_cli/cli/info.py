@@ -61,8 +61,8 @@ def presets_show(
 @app.command()
 @user_errors
 def doctor() -> None:
-    """Versions, MuJoCo environments, torch threads, CUDA, registered models and algorithms (plugins with
-    their package), optional packages: paste it into a bug report."""
+    """Versions, MuJoCo environments, torch threads, CUDA, the registered models, algorithms, penalties and
+    dataset formats (plugins with their package), optional packages: paste it into a bug report."""
     from ..stages.doctor import doctor_stage
 
     table = Table(title="admpo doctor")

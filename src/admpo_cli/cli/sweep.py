@@ -73,8 +73,6 @@ def sweep(
     the same command again after a crash or Ctrl-C finishes only what is missing. Exit code 0 when every
     run finished, 1 otherwise. `admpo report OUT` aggregates the study."""
     from ..sweep.plan import parse_grid, parse_list, parse_seeds, plan_sweep
-    from ..sweep.state import lock_path, read_state
-    from ..sweep.study import prepare_datasets, run_sweep, write_study_yaml
 
     if ray and ray != "local":
         raise _bad("--ray", f"expected 'local' (or --ray-address HOST:PORT for an existing cluster); got {ray!r}")
@@ -83,42 +81,67 @@ def sweep(
     if not presets:
         raise _bad("--presets", "name at least one preset (admpo presets list)")
     grid_map = parse_grid(grid)
-    runs, skipped = plan_sweep(parse_list(presets, "--presets"), parse_list(algos, "--algos"), parse_seeds(seeds),
-                               grid_map, set_, str(config) if config else None, dataset, device, out.resolve(),
-                               budget)
     out = out.resolve()
+    runs, skipped = plan_sweep(parse_list(presets, "--presets"), parse_list(algos, "--algos"), parse_seeds(seeds),
+                               grid_map, set_, str(config) if config else None, dataset, device, out, budget)
     if skipped:
         console.print(f"left out (the algorithm belongs to the other setting): {', '.join(skipped)}")
     if dry_run:
-        t = Table(title=f"{len(runs)} runs -> {out} (dry run: nothing runs)")
-        for c in ("run", "command", "grid", "now"):
-            t.add_column(c, overflow="fold")
-        for r in runs:
-            st = read_state(r.path, r.config, lock_path(out, r.path))
-            now = {"done": "skip (done)", "interrupted": "resume", "busy": "skip (another process trains it)",
-                   "pending": "start", "failed": "start again"}.get(st.state, st.state)
-            t.add_row(r.name_in(out), r.command, " ".join(f"{k}={v}" for k, v in r.point) or "-", now)
-        console.print(t)
+        console.print(_dry_run_table(runs, out))
         return
+    executor = _executor(ray, ray_address, cpus_per_run, gpus_per_run, jobs)
+    _prepare(executor, out, grid_map, runs, {"executor": executor.name, "jobs": jobs, "set": list(set_ or []),
+                                             "config": str(config) if config else None, "dataset": dataset,
+                                             "device": device, "budget": budget})
+    _run_and_report(runs, executor, out)
+
+
+def _dry_run_table(runs, out: Path) -> Table:
+    """What each run would do now: start, resume, skip."""
+    from ..sweep.state import lock_path, read_state
+
+    t = Table(title=f"{len(runs)} runs -> {out} (dry run: nothing runs)")
+    for c in ("run", "command", "grid", "now"):
+        t.add_column(c, overflow="fold")
+    for r in runs:
+        st = read_state(r.path, r.config, lock_path(out, r.path))
+        now = {"done": "skip (done)", "interrupted": "resume", "busy": "skip (another process trains it)",
+               "pending": "start", "failed": "start again"}.get(st.state, st.state)
+        t.add_row(r.name_in(out), r.command, " ".join(f"{k}={v}" for k, v in r.point) or "-", now)
+    return t
+
+
+def _executor(ray: str | None, ray_address: str | None, cpus_per_run: float, gpus_per_run: float, jobs: int):
     if ray or ray_address:
         from ..sweep.executors import RayExecutor
 
-        executor = RayExecutor(ray_address, cpus_per_run, gpus_per_run)
-    else:
-        from ..sweep.executors import LocalExecutor
+        return RayExecutor(ray_address, cpus_per_run, gpus_per_run)
+    from ..sweep.executors import LocalExecutor
 
-        executor = LocalExecutor(jobs)
+    return LocalExecutor(jobs)
+
+
+def _prepare(executor, out: Path, grid_map: dict, runs, settings: dict) -> None:
+    """The study folder, study.yaml and the datasets runs collect, before any run starts (the executor closed if
+    any of it fails)."""
+    from ..sweep.study import prepare_datasets, write_study_yaml
+
     try:
         out.mkdir(parents=True, exist_ok=True)
         executor.check_writable(out)
-        write_study_yaml(out, grid_map, runs, {"executor": executor.name, "jobs": jobs, "set": list(set_ or []),
-                                               "config": str(config) if config else None, "dataset": dataset,
-                                               "device": device, "budget": budget})
+        write_study_yaml(out, grid_map, runs, settings)
         prepare_datasets(runs, RichProgress())
     except BaseException:
         executor.close(cancel=True)
         raise
+
+
+def _run_and_report(runs, executor, out: Path) -> None:
+    """The runs with a live table of their states; the summary line; exit 1 (naming them) if any did not finish,
+    130 on Ctrl-C (the runs saved their checkpoints)."""
     from rich.live import Live
+
+    from ..sweep.study import run_sweep
 
     console.print(f"sweep: {len(runs)} runs -> {out} ({executor.describe()})")
     title = f"sweep {out.name}: {len(runs)} runs"

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from ..errors import UserError
+from ..registry import FormatSpec
 from .dataset import Transitions
 
 
@@ -108,3 +109,23 @@ def write_d4rl(path: Path, data: Transitions, qpos: np.ndarray | None = None,
         for key, value in (metadata or {}).items():
             fh.attrs[f"metadata/{key}"] = value
     os.replace(tmp, path)
+
+
+def _load(source: str, data, settings, context) -> tuple[Transitions, None, str]:
+    path = find_file(source, data.data_dir)
+    return load_d4rl(path), None, str(path)
+
+
+def _write(path: Path, data: Transitions, qpos=None, qvel=None, metadata: dict | None = None) -> None:
+    write_d4rl(path, data, qpos, qvel, metadata)
+
+
+def _reference(env: str):
+    from .scores import D4RL_REF
+
+    return D4RL_REF.get(env)
+
+
+FORMAT = FormatSpec("d4rl", load=_load, reference=_reference, suffixes=(".hdf5", ".h5"), write=_write,
+                    description="D4RL v2 HDF5 files (a file, or an id like hopper-medium-v2 looked up in "
+                                "data.data_dir, $D4RL_DATASET_DIR and ~/.d4rl/datasets)")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import UserError
+from ..registry import FormatSpec
 from .dataset import Transitions
 from .scores import Reference
 
@@ -45,3 +48,25 @@ def load_minari(dataset_id: str, download: bool = False) -> tuple[Transitions, R
         ref = Reference(float(lo), float(hi), f"Minari metadata of {dataset_id}")
     data = Transitions(cat["o"], cat["a"], cat["r"], cat["n"], cat["t"], cat["u"], source=f"minari:{dataset_id}")
     return data, ref
+
+
+def is_minari_id(path: str) -> bool:
+    """A Minari dataset id (namespace/name/version, e.g. mujoco/hopper/medium-v0) rather than a file path."""
+    p = Path(path)
+    return "/" in path and not p.exists() and p.suffix.lower() not in (".hdf5", ".h5", ".npz")
+
+
+def _load(source: str, data, settings, context) -> tuple[Transitions, Reference | None, str]:
+    out, ref = load_minari(source, download=data.download)
+    return out, ref, f"minari:{source}"
+
+
+def _reference(env: str):
+    from .scores import D4RL_REF
+
+    return D4RL_REF.get(env)  # where a dataset's metadata carries none: D4RL's for the same env
+
+
+FORMAT = FormatSpec("minari", load=_load, reference=_reference, recognises=is_minari_id,
+                    description="Minari datasets by id (e.g. mujoco/hopper/medium-v0), their own reference "
+                                "returns; data.download=true fetches one (optional extra admpo[minari])")

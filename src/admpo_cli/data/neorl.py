@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
+from ..registry import FormatSpec
 from .d4rl import search_dirs
 from .dataset import Transitions
 
@@ -85,3 +87,34 @@ def write_neorl(path: Path, data: Transitions) -> None:
         reward=data.rewards[:, None], done=data.terminals[:, None], index=ends,
     )
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class NeoRLSettings:
+    """NeoRL's own key of the `data` section."""
+
+    neorl_trajectories: int = 1000  # training trajectories kept (the benchmark and ADMPO use the first 1000)
+
+    def __post_init__(self):
+        if self.neorl_trajectories <= 0:
+            raise ValueError(f"data.neorl_trajectories: expected a positive number, got {self.neorl_trajectories}")
+
+
+def _load(source: str, data, settings: NeoRLSettings, context) -> tuple[Transitions, None, str]:
+    path = find_file(source, settings.neorl_trajectories, data.data_dir)
+    return load_neorl(path, settings.neorl_trajectories), None, str(path)
+
+
+def _write(path: Path, data: Transitions, qpos=None, qvel=None, metadata: dict | None = None) -> None:
+    write_neorl(path, data)
+
+
+def _reference(env: str):
+    from .scores import NEORL_REF
+
+    return NEORL_REF.get(env)
+
+
+FORMAT = FormatSpec("neorl", load=_load, reference=_reference, suffixes=(".npz",), settings=NeoRLSettings,
+                    layout="neorl", write=_write,
+                    description="NeoRL npz files (a file, or a name like Hopper-v3-low), x position kept")

@@ -27,13 +27,12 @@ NEORL_REF = {
 }
 
 
-def reference_for(task: str, env: str, minari_ref: Reference | None = None) -> Reference | None:
-    """Which reference returns a task's scores use; None when no reference exists (e.g. Ant online)."""
-    if minari_ref is not None:
-        return minari_ref
-    if task.startswith("neorl-"):
-        return NEORL_REF.get(env)
-    return D4RL_REF.get(env)
+def task_reference(data) -> Reference | None:
+    """The reference returns of a data section's task, as its dataset format scores them (D4RL's constants for
+    d4rl and collected files, the OfflineRL-Kit convention for NeoRL); None where there are none (Ant)."""
+    from .. import registry
+
+    return registry.dataset_format(registry.format_of(data)).reference(data.env)
 
 
 def run_reference(cfg, run) -> Reference | None:
@@ -45,7 +44,7 @@ def run_reference(cfg, run) -> Reference | None:
     if p.exists():
         rec = json.loads(p.read_text()).get("reference")
         return None if rec is None else Reference(float(rec["random"]), float(rec["expert"]), str(rec["source"]))
-    return reference_for(cfg.data.task, cfg.data.env)
+    return task_reference(cfg.data)
 
 
 def normalized_score(ret: float, ref: Reference | None) -> float | None:

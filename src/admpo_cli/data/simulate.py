@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..envs.registry import EnvSpec, env_action, make_env
-from .d4rl import write_d4rl
 from .dataset import Transitions
-from .neorl import write_neorl
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (obs_dim,) -> (act_dim,)
 
@@ -63,7 +61,22 @@ def collect(
 
 
 def write_dataset(path: Path, data: Transitions, fmt: str, qpos=None, qvel=None, metadata=None) -> None:
-    if fmt == "neorl":
-        write_neorl(path, data)
-    else:
-        write_d4rl(path, data, qpos, qvel, metadata)
+    """Write `data` in the registered format `fmt` (one that can write: d4rl, neorl, a plugin's)."""
+    from .. import registry
+    from ..errors import UserError
+
+    spec = registry.dataset_format(fmt, "--format")
+    if spec.write is None:
+        writers = [n for n in registry.FORMATS.names() if _writes(n)]
+        raise UserError(f"--format {fmt}: this format cannot be written; formats that can: {', '.join(writers)}")
+    spec.write(path, data, qpos, qvel, metadata)
+
+
+def _writes(name: str) -> bool:
+    from .. import registry
+    from ..errors import UserError
+
+    try:
+        return registry.dataset_format(name).write is not None
+    except UserError:
+        return False

@@ -50,12 +50,6 @@ _SPECS = {
 }
 
 
-def layout_for_task(task: str, env: str) -> str:
-    if env in ("ant", "humanoid"):
-        return "online"
-    return "neorl" if task.startswith("neorl-") else "d4rl"
-
-
 def get_spec(env: str, layout: str = "d4rl") -> EnvSpec:
     if env in ("ant", "humanoid"):
         layout = "online"
@@ -68,7 +62,10 @@ def get_spec(env: str, layout: str = "d4rl") -> EnvSpec:
 
 
 def spec_for(data_cfg) -> EnvSpec:
-    return get_spec(data_cfg.env, layout_for_task(data_cfg.task, data_cfg.env))
+    """The environment of a data section: its env family in the observation layout of its dataset format."""
+    from .. import registry
+
+    return get_spec(data_cfg.env, registry.dataset_format(registry.format_of(data_cfg)).layout)
 
 
 def make_env(spec: EnvSpec, max_episode_steps: int = 1000, **extra: Any) -> gym.Env:

@@ -85,6 +85,21 @@ class DynamicsModel(nn.Module):
     def after_fit(self, holdout: dict[str, torch.Tensor]) -> None:
         """Hook run on the best weights (the ensemble picks its elites here)."""
 
+    # ---- members (an ensemble's; early_stopping=members selects each member's best weights)
+    members: int = 0
+
+    def member_mse(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Hold-out MSE of each member, (members,)."""
+        raise NotImplementedError(f"the {self.kind} model has no members")
+
+    def member_params(self) -> set[str]:
+        """state_dict keys whose first dimension is the member."""
+        raise NotImplementedError(f"the {self.kind} model has no members")
+
+    def copy_members(self, state: dict, members: torch.Tensor) -> None:
+        """Write these members' current weights into `state` (a state_dict kept as the best so far)."""
+        raise NotImplementedError(f"the {self.kind} model has no members")
+
     def dropout_generator(self, gen: torch.Generator | None) -> AbstractContextManager:
         """While open, the model's dropout masks (if it has any) are drawn from `gen`, the caller's seeded
         generator, rather than torch's global one."""

@@ -64,7 +64,7 @@ def fit(
         opt.load_state_dict(opt_state)
     steps = cfg.steps_per_epoch or model.steps_per_epoch(train.count(1), cfg.batch_size, cfg.k_sampling)
     how = validation_of(model, cfg)
-    select = _Selection(model, cfg, how, holdout_batch)
+    select = EARLY_STOPPING[cfg.early_stopping](model, cfg, how, holdout_batch)  # the strategy the loop calls
     val_gen = torch.Generator(device=device).manual_seed(seed + 2)  # the batch scores' dropout seeds
     use_bf16 = bf16_matmuls_usable(cfg.matmul_precision, device)  # training steps only; hold-out in fp32
     epoch, t0, loss_mean = 0, time.perf_counter(), float("nan")
@@ -135,39 +135,21 @@ def _score(model: DynamicsModel, how: str, held: WindowSampler, holdout_batch: d
     return per_k, float(per_k.mean())
 
 
-class _Selection:
-    """Early stopping and the weights kept: the best mean score (model.early_stopping=mean), or each member's
-    own best (members, OfflineRL-Kit: a member improves when it beats its own best by more than
-    min_improvement, relative, and then keeps those weights)."""
+class BestMean:
+    """Early stopping on the mean score (model.early_stopping=mean, the ADM authors'): an epoch improves when its
+    score beats the best so far; the weights of the best epoch are kept."""
 
     def __init__(self, model: DynamicsModel, cfg: ModelConfig, how: str, holdout_batch: dict):
-        if how == "batch" and cfg.early_stopping == "members":
-            raise UserError("model.validation=batch scores the mean over k; model.early_stopping=members needs all")
-        self.model, self.cfg, self.how, self.holdout_batch = model, cfg, how, holdout_batch
+        self.model, self.how, self.holdout_batch = model, how, holdout_batch
         model.eval()
         self.best = model.holdout_mse(holdout_batch).cpu().numpy()
         self.best_score, self.best_epoch, self.stale = float(self.best.mean()), 0, 0
         self.best_state = copy.deepcopy(model.state_dict())
         if how == "batch":  # the authors start from an unbeaten 1e10: the first epoch always counts as better
             self.best_score = float("inf")
-        self.by_member = cfg.early_stopping == "members"
-        if self.by_member:
-            if not hasattr(model, "member_mse"):
-                raise UserError(f"model.early_stopping=members: the {model.kind} model has no members (use mean)")
-            self.member_best = torch.full((model.members,), float("inf"))  # every member starts unbeaten
 
     def update(self, epoch: int, per_k: np.ndarray, score: float) -> None:
-        if self.by_member:
-            cur = self.model.member_mse(self.holdout_batch).cpu()
-            better = (self.member_best - cur) / self.member_best > self.cfg.min_improvement
-            better |= torch.isinf(self.member_best)
-            if bool(better.any()):
-                self.member_best = torch.where(better, cur, self.member_best)
-                self.model.copy_members(self.best_state, better.nonzero().squeeze(1))
-                self.best_epoch, self.stale = epoch, 0
-            else:
-                self.stale += 1
-        elif score < self.best_score:
+        if score < self.best_score:
             self.best_score, self.best_epoch, self.best, self.stale = score, epoch, per_k, 0
             self.best_state = copy.deepcopy(self.model.state_dict())
         else:
@@ -175,15 +157,48 @@ class _Selection:
 
     def restore(self) -> np.ndarray:
         """Load the kept weights; their hold-out MSE per k on every held-out window (what the fit reports)."""
-        model = self.model
-        if self.by_member:
-            # each member's best weights; the shared log-variance bounds as the last epoch left them
-            final = model.state_dict()
-            model.load_state_dict({k: self.best_state[k] if k in model.member_params() else final[k] for k in final})
-            model.eval()
-            return model.holdout_mse(self.holdout_batch).cpu().numpy()
-        model.load_state_dict(self.best_state)
+        self.model.load_state_dict(self.best_state)
         if self.how == "batch":  # report the kept weights on every held-out window, dropout off (comparable)
-            model.eval()
-            return model.holdout_mse(self.holdout_batch).cpu().numpy()
+            self.model.eval()
+            return self.model.holdout_mse(self.holdout_batch).cpu().numpy()
         return self.best
+
+
+class BestPerMember:
+    """Early stopping by member (model.early_stopping=members, OfflineRL-Kit's ensemble): an epoch improves when
+    any member beats its own best by more than min_improvement, relative; each member keeps its own best weights.
+    The model declares its members (DynamicsModel.members, member_mse, member_params, copy_members)."""
+
+    def __init__(self, model: DynamicsModel, cfg: ModelConfig, how: str, holdout_batch: dict):
+        if how == "batch":
+            raise UserError("model.validation=batch scores the mean over k; model.early_stopping=members needs all")
+        if model.members == 0:
+            raise UserError(f"model.early_stopping=members: the {model.kind} model has no members (use mean)")
+        self.model, self.min_improvement, self.holdout_batch = model, cfg.min_improvement, holdout_batch
+        model.eval()
+        self.best_epoch, self.stale = 0, 0
+        self.best_state = copy.deepcopy(model.state_dict())
+        self.member_best = torch.full((model.members,), float("inf"))  # every member starts unbeaten
+
+    def update(self, epoch: int, per_k: np.ndarray, score: float) -> None:
+        cur = self.model.member_mse(self.holdout_batch).cpu()
+        better = (self.member_best - cur) / self.member_best > self.min_improvement
+        better |= torch.isinf(self.member_best)
+        if bool(better.any()):
+            self.member_best = torch.where(better, cur, self.member_best)
+            self.model.copy_members(self.best_state, better.nonzero().squeeze(1))
+            self.best_epoch, self.stale = epoch, 0
+        else:
+            self.stale += 1
+
+    def restore(self) -> np.ndarray:
+        """Each member's best weights (the shared log-variance bounds as the last epoch left them); their hold-out
+        MSE per k on every held-out window."""
+        model, final = self.model, self.model.state_dict()
+        own = model.member_params()
+        model.load_state_dict({k: self.best_state[k] if k in own else final[k] for k in final})
+        model.eval()
+        return model.holdout_mse(self.holdout_batch).cpu().numpy()
+
+
+EARLY_STOPPING = {"mean": BestMean, "members": BestPerMember}

@@ -8,8 +8,9 @@ returns r - beta * U with U the model's uncertainty over the candidates (Eq. 4, 
 max-aleatoric). The task's termination function ends an episode; `max_episode_steps` truncates it. The
 stepper keeps the last m-1 steps of history itself (its cached windows).
 
-For the same generator seed, start window and actions its transitions are `models.rollout.rollout` with
-k_mode="row" (tests/test_model_env.py holds them equal).
+It is the imagined-step engine (models/imagined.py) at batch 1 with k_mode="row": for the same generator seed,
+start window and actions its transitions are `models.rollout.rollout`'s (tests/test_model_env.py holds them
+equal).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..data.dataset import Transitions, rollout_starts, start_windows
 from ..envs.registry import EnvSpec
 from ..envs.termination import never, termination_fn
 from .base import DynamicsModel
-from .uncertainty import quantify
+from .imagined import ImaginedBatch
 
 
 class ModelEnv(gym.Env):
@@ -58,8 +59,8 @@ class ModelEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (model.obs_dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (model.act_dim,), np.float32)
         self.gen = torch.Generator(device=self.device)
-        self._stepper = None
-        self._candidates: torch.Tensor | None = None
+        self.engine = ImaginedBatch(self.model, termination, uncertainty, beta, "row", self.gen, dropout, sample)
+        self._started = False
         self._obs: torch.Tensor | None = None
         self._t = 0
 
@@ -71,29 +72,20 @@ class ModelEnv(gym.Env):
         i = (options or {}).get("start")
         row = int(self.starts[i if i is not None else int(self.np_random.integers(len(self.starts)))])
         w = start_windows(self.obs_all, self.act_all, torch.tensor([row], device=self.device), self.model.context)
-        self._stepper = self.model.stepper(self.dropout)
-        with self.model.dropout_generator(self.gen):
-            self._stepper.start(w["hist_obs"], w["hist_act"])
-        self._candidates = self._stepper.candidates.to(self.device)
+        self.engine.start(w["hist_obs"], w["hist_act"], self.max_episode_steps)
+        self._started = True
         self._obs, self._t = w["obs"], 0
         return self._obs[0].cpu().numpy().astype(np.float32), {"start_row": row}
 
     @torch.no_grad()
     def step(self, action):
-        if self._stepper is None:
+        if not self._started:
             raise RuntimeError("ModelEnv.step before reset")
         act = torch.as_tensor(np.asarray(action, dtype=np.float32), device=self.device).reshape(1, -1)
-        with self.model.dropout_generator(self.gen):  # dropout masks from the env's seeded generator too
-            mean, var = self._stepper.step(self._obs, act)  # (1, K, obs + 1): every candidate's prediction
-        cand = self._candidates
-        k = cand[torch.randint(len(cand), (1,), device=self.device, generator=self.gen)]  # Algorithm 1
-        mu, v = mean[0, k], var[0, k]
-        draw = mu + v.sqrt() * torch.randn(mu.shape, device=mu.device, generator=self.gen) if self.sample else mu
-        d = self.model.obs_dim
-        nxt, r = draw[:, :d], float(draw[0, d])
-        unc = float(quantify(self.uncertainty, mean, var, d)[0])
-        terminated = bool(self.termination(nxt)[0])
+        out = self.engine.step(self._obs, act)  # Algorithm 1: every candidate predicted, one drawn, sampled
+        nxt, r, unc = out["next_obs"], float(out["raw_rew"][0]), float(out["unc"][0])
+        terminated = bool(out["done"][0])
         self._obs, self._t = nxt, self._t + 1
         truncated = self._t >= self.max_episode_steps and not terminated
-        info = {"uncertainty": unc, "raw_reward": r, "candidate": int(k[0])}
+        info = {"uncertainty": unc, "raw_reward": r, "candidate": int(out["candidate"][0])}
         return nxt[0].cpu().numpy().astype(np.float32), r - self.beta * unc, terminated, truncated, info

@@ -53,6 +53,7 @@ def _train_sac(env: str, layout: str, steps: int, seed: int, target_return: floa
     cfg = resolve(base=Config(), flags={
         "train.algo": "sac", "train.setting": "online", "data.env": env,
         "data.task": f"neorl-{env}-collect" if layout == "neorl" else f"{env}-collect",
+        "data.benchmark": "neorl" if layout == "neorl" else "collect",
         "train.total_steps": steps - warmup, "train.warmup_steps": warmup, "eval.every": max(warmup, 1),
         "eval.episodes": 5, "run.seed": seed, "run.device": device})
     run = RunDir.create_or_open(tmp / "sac", cfg)
@@ -70,6 +71,16 @@ def _train_sac(env: str, layout: str, steps: int, seed: int, target_return: floa
     real = torch_load(run.file("checkpoints", "train.pt"))["parts"]["real"]
     actor, _ = load_policy(run.file("policy", "actor.pt"))
     return actor, real, curve
+
+
+def _layout(fmt: str) -> str:
+    """The observation layout a dataset in format `fmt` is collected in (one that can be written)."""
+    from .. import registry
+
+    spec = registry.dataset_format(fmt, "--format")
+    if spec.write is None:
+        raise UserError(f"--format {fmt}: this format cannot be written (d4rl and neorl can)")
+    return spec.layout
 
 
 def run_collect(env: str, out: Path, steps: int, policy: str, fmt: str, noise: bool, quality: str | None,

@@ -10,54 +10,64 @@ from ..config import ENVS
 from ..errors import UserError
 
 
-def data_info_stage(path: str, task: str | None = None, env: str | None = None) -> list[tuple[str, Any]]:
-    """(name, value) rows: size, episodes, returns and, where the task is known, the normalised score. The
-    file's dimensions are checked against the env's (a wrong --task/--env is one clear line)."""
+def data_info_stage(path: str, task: str | None = None, env: str | None = None,
+                    fmt: str | None = None) -> list[tuple[str, Any]]:
+    """(name, value) rows: format, size, episodes, returns and, where the task is known, the normalised score.
+    The format is `fmt`, else the one the path's suffix or shape names (registry.format_of); the file's
+    dimensions are checked against the env's (a wrong --task/--env is one clear line)."""
+    from ..data.dataset import validate
+    from ..data.formats import read_path
+
+    data, own_ref, fmt = read_path(path, fmt)
+    data = validate(data, path)
+    named = task or (path if own_ref else Path(path).name)  # a Minari id names its env anywhere in it
+    env = env or next((e for e in ENVS if e in named.lower()), None)
+    task_fmt = _task_format(task) or fmt  # a preset's task is scored and laid out as its own format says
+    if env is not None:
+        _check_dims(path, data, env, task_fmt)
+    rows: list[tuple[str, Any]] = [
+        ("format", fmt), ("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim)]
+    return rows + _return_rows(data, own_ref, task_fmt, env)
+
+
+def _task_format(task: str | None) -> str | None:
+    """The dataset format of a preset named as --task (neorl-hopper-low: neorl), None for other names."""
+    from ..config import preset_paths, resolve
+
+    if not task or task not in preset_paths():
+        return None
+    return resolve(task, record_modified=False).data.benchmark
+
+
+def _check_dims(path: str, data, env: str, fmt: str) -> None:
+    from .. import registry
+    from ..envs.registry import get_spec
+
+    layout = registry.dataset_format(fmt).layout
+    spec = get_spec(env, layout)
+    for what, have, want in (("observations", data.obs_dim, spec.obs_dim), ("actions", data.act_dim, spec.act_dim)):
+        if have != want:
+            raise UserError(f"{path}: {what} have {have} dims, {env} ({layout} layout) expects {want}; "
+                            "is --task/--env the dataset's task?")
+
+
+def _return_rows(data, own_ref, fmt: str, env: str | None) -> list[tuple[str, Any]]:
+    """Episodes, terminals, timeouts, return statistics and the normalised score of the mean return."""
     import numpy as np
 
-    from ..data import d4rl, neorl
-    from ..data.dataset import validate
-    from ..data.scores import normalized_score, reference_for
-    from ..envs.registry import get_spec, layout_for_task
+    from ..data.formats import reference
+    from ..data.scores import normalized_score
 
-    p = Path(path)
-    minari_ref = None
-    if p.suffix == ".npz":
-        data = neorl.load_neorl(neorl.find_file(path, 10**9))
-    elif is_minari_id(path):  # e.g. mujoco/hopper/medium-v0: its own reference returns come with it
-        from ..data.minari_io import load_minari
-
-        data, minari_ref = load_minari(path)
-    else:
-        data = d4rl.load_d4rl(d4rl.find_file(path))
-    data = validate(data, path)
-    task = task or ""
-    env = env or next((e for e in ENVS if e in (task or (path if minari_ref else p.name)).lower()), None)
-    if env is not None:
-        layout = "neorl" if p.suffix == ".npz" or task.startswith("neorl-") else layout_for_task(task, env)
-        spec = get_spec(env, layout)
-        for what, have, want in (("observations", data.obs_dim, spec.obs_dim), ("actions", data.act_dim, spec.act_dim)):
-            if have != want:
-                raise UserError(f"{path}: {what} have {have} dims, {env} ({layout} layout) expects {want}; "
-                                "is --task/--env the dataset's task?")
     rets = data.episode_returns()
-    rows: list[tuple[str, Any]] = [
-        ("transitions", len(data)), ("obs_dim", data.obs_dim), ("act_dim", data.act_dim),
-        ("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),
-        ("timeouts", int(data.timeouts.sum()))]
+    rows: list[tuple[str, Any]] = [("episodes (complete)", len(rets)), ("terminals", int(data.terminals.sum())),
+                                   ("timeouts", int(data.timeouts.sum()))]
     if len(rets):
         rows += [("return mean ± std", f"{rets.mean():.1f} ± {rets.std():.1f}"),
                  ("return min / max", f"{rets.min():.1f} / {rets.max():.1f}")]
-        ref = reference_for(task, env, minari_ref) if env or minari_ref else None
+        ref = own_ref or (reference(fmt, env) if env else None)
         if ref is not None:
             rows.append(("normalised score", f"{normalized_score(float(np.mean(rets)), ref):.1f} ({ref.source})"))
     return rows
-
-
-def is_minari_id(path: str) -> bool:
-    """A Minari dataset id (namespace/name/version, e.g. mujoco/hopper/medium-v0) rather than a file path."""
-    p = Path(path)
-    return "/" in path and not p.exists() and p.suffix.lower() not in (".hdf5", ".h5", ".npz")
 
 
 def downloadable() -> list[dict[str, str]]:

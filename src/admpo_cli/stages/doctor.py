@@ -26,13 +26,7 @@ def doctor_stage() -> list[tuple[str, str, str]]:
              _cnr_row(), _kernels_row(),
              ("CUDA", f"{torch.cuda.get_device_name(0)} ({torch.cuda.device_count()} devices)"
               if torch.cuda.is_available() else "not available", "ok")]
-    for what, reg in (("model", registry.MODELS), ("algorithm", registry.ALGORITHMS)):
-        for name, (target, source) in reg.sources().items():
-            try:
-                spec = reg.get(name)
-                rows.append((f"{what} {name}", f"{source}: {target}; {spec.description}".rstrip("; "), "ok"))
-            except Exception as exc:  # a broken plugin is reported, not fatal: this is a diagnosis
-                rows.append((f"{what} {name}", f"{source}: {target}: {exc}", "fail"))
+    rows += _extension_rows()
     for env, layout in ENV_CHECKS:
         spec = get_spec(env, layout)
         try:
@@ -77,3 +71,18 @@ def _kernels_row() -> tuple[str, str, str]:
     return ("CPU model-fitting path", "fused C++ kernels" if ops is not None else
             "pure PyTorch (the kernels could not be built or loaded here; see the message above)", "ok" if ops
             is not None else "warn")
+
+
+def _extension_rows() -> list[tuple[str, str, str]]:
+    """Every registered model, algorithm, penalty and dataset format with the package it comes from; a plugin
+    that does not load is reported, not fatal (this is a diagnosis)."""
+    rows = []
+    for what, reg in (("model", registry.MODELS), ("algorithm", registry.ALGORITHMS),
+                      ("penalty", registry.PENALTIES), ("format", registry.FORMATS)):
+        for name, (target, source) in reg.sources().items():
+            try:
+                spec = reg.get(name)
+                rows.append((f"{what} {name}", f"{source}: {target}; {spec.description}".rstrip("; "), "ok"))
+            except Exception as exc:  # noqa: BLE001
+                rows.append((f"{what} {name}", f"{source}: {target}: {exc}", "fail"))
+    return rows

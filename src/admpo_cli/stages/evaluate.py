@@ -70,13 +70,39 @@ def eval_uncertainty_stage(cfg: Config, run: RunDir, device: torch.device, n_sta
         return _uncertainty(cfg, run, device, n_starts, horizon, progress)
 
 
+def _policies(cfg: Config, run: RunDir, data, device: torch.device, progress: Progress) -> dict[str, Any]:
+    """The policies whose imagined steps are measured: random, the behaviour policy (BC fitted on the run's data,
+    kept in policy/bc.pt for later calls) and, where the run trained one, its learned policy."""
+    from ..agents.bc import BC
+    from ..algos.bc import behaviour_cloning
+    from ..algos.policy_files import load_policy, save_policy
+
+    gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
+    policies: dict[str, Any] = {
+        "random": lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1}
+    bc_path = run.file("policy", "bc.pt")
+    if not bc_path.exists():
+        bc, steps = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, 1e-3, device), cfg.train.settings("bc").bc_steps
+        with progress.task("fit behaviour policy (BC)", total=steps) as bar:
+            behaviour_cloning(bc, torch.as_tensor(data.observations, device=device),
+                              torch.as_tensor(data.actions, device=device), steps, 256, 100, gen,
+                              lambda done, n, loss: bar.update(advance=n))
+        save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
+    bc_actor = load_policy(bc_path, data.obs_dim)[0].to(device)
+    policies["behaviour"] = lambda o: bc_actor(o, with_logp=False)[0]
+    learned = run.file("policy", "actor.pt")
+    if learned.exists():
+        actor, payload = load_policy(learned, data.obs_dim)
+        if payload.get("algo") != "bc":
+            actor = actor.to(device)
+            policies["learned"] = lambda o: actor(o, with_logp=False)[0]
+    return policies
+
+
 def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, horizon: int | None,
                  progress: Progress) -> dict[str, Any]:
     import pandas as pd
 
-    from ..agents.bc import BC
-    from ..algos.bc import behaviour_cloning
-    from ..algos.policy_files import load_policy, save_policy
     from ..envs.oracle import SimulatorOracle
     from ..envs.registry import spec_for
     from ..evaluate.plots import plot_uncertainty
@@ -87,27 +113,7 @@ def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, 
     spec = spec_for(cfg.data)
     oracle = SimulatorOracle(spec)
     horizon = horizon or cfg.rollout.horizon
-    policies: dict[str, Any] = {}
-    gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
-    policies["random"] = lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1
-    bc_path = run.file("policy", "bc.pt")
-    if not bc_path.exists():
-        # The behaviour policy: BC fitted on the run's data, kept for later calls.
-        bc = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, 1e-3, device)
-        with progress.task("fit behaviour policy (BC)", total=cfg.train.bc_steps) as bar:
-            behaviour_cloning(bc, torch.as_tensor(data.observations, device=device),
-                              torch.as_tensor(data.actions, device=device), cfg.train.bc_steps, 256, 100, gen,
-                              lambda done, n, loss: bar.update(advance=n))
-        save_policy(run, bc.actor, data.obs_dim, data.act_dim, cfg.agent.hidden, cfg.data.task, "bc", name="bc")
-    bc_actor, _ = load_policy(bc_path, data.obs_dim)
-    bc_actor = bc_actor.to(device)
-    policies["behaviour"] = lambda o: bc_actor(o, with_logp=False)[0]
-    learned = run.file("policy", "actor.pt")
-    if learned.exists():
-        actor, payload = load_policy(learned, data.obs_dim)
-        if payload.get("algo") != "bc":
-            actor = actor.to(device)
-            policies["learned"] = lambda o: actor(o, with_logp=False)[0]
+    policies = _policies(cfg, run, data, device, progress)
     frames = []
     with progress.task("uncertainty vs error", total=len(kinds) * len(policies)) as bar:
         for kind in kinds:

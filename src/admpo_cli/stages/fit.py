@@ -22,8 +22,8 @@ from ..rundir import RunDir
 
 def dataset_for_run(cfg: Config, run: RunDir, progress: Progress = SILENT) -> Transitions:
     """Load the run's dataset and record (or check) its fingerprint in dataset.json."""
-    if cfg.data.benchmark == "collect" and not cfg.data.path and not default_collect_path(cfg).exists():
-        with progress.task(f"collecting {default_collect_path(cfg)}", total=cfg.data.collect_steps) as t:
+    if cfg.data.benchmark == "collect" and not cfg.data.path and not default_collect_path(cfg.data).exists():
+        with progress.task(f"collecting {default_collect_path(cfg.data)}", total=cfg.data.collect_steps) as t:
             data, info = load_dataset(cfg, progress=lambda n: t.update(advance=n))
     else:
         data, info = load_dataset(cfg)

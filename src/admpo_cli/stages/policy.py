@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from torch import nn
 
 from ..algos.policy_files import load_policy
 from ..data.scores import normalized_score, run_reference
+from ..envs.episodes import run_episode
 from ..envs.registry import action_scale, make_env, spec_for
 from ..errors import UserError
 from ..events import SILENT, Progress
@@ -44,69 +47,74 @@ def eval_policy(run: RunDir, episodes: int = 10, deterministic: bool = True, see
     if video is not None and video.suffix.lower() != ".mp4":
         raise UserError(f"--video {video}: expected a .mp4 file name")
     cfg, spec, actor = _policy(run)
-    ref = run_reference(cfg, run)
-    writer = tmp = None
-    extra = {}
-    if video is not None:
-        ensure_headless_gl()
-        try:
-            import imageio.v2 as imageio
-            import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary imageio writes MP4 with)
-        except ImportError:
-            raise UserError("--video needs imageio and imageio-ffmpeg: pip install 'admpo[video]'") from None
-
-        extra = {"render_mode": "rgb_array", "width": size[0], "height": size[1]}
-    env = make_env(spec, cfg.eval.max_episode_steps, **extra)
-    scale = torch.as_tensor(action_scale(env.action_space))
+    env = make_env(spec, cfg.eval.max_episode_steps, **(_render_kwargs(size) if video is not None else {}))
     fps = int(env.metadata.get("render_fps", 30))
-    if video is not None:
-        video.parent.mkdir(parents=True, exist_ok=True)
-        tmp = video.with_name(f".{video.stem}.tmp{os.getpid()}.mp4")
-        writer = imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=16, quality=7)
     torch.manual_seed(seed)  # the stochastic policy's samples
-    returns, lengths, frames = [], [], 0
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return actor(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=deterministic,
+                         with_logp=False)[0][0].numpy()
+
+    returns, lengths = [], []
     try:
-        with run.stage("eval-policy", cfg, "cpu"), progress.task("episodes", total=episodes) as bar:
+        with run.stage("eval-policy", cfg, "cpu"), progress.task("episodes", total=episodes) as bar, \
+                _video(video, fps) as frame:
             for i in range(episodes):
-                obs, _ = env.reset(seed=seed + i)
-                if writer is not None:
-                    writer.append_data(env.render())
-                    frames += 1
-                total, n, done = 0.0, 0, False
-                while not done:
-                    with torch.no_grad():
-                        o = torch.as_tensor(obs, dtype=torch.float32)[None]
-                        a = actor(o, deterministic=deterministic, with_logp=False)[0]
-                    obs, r, term, trunc, _ = env.step((a[0] * scale).numpy())
-                    total, n, done = total + float(r), n + 1, term or trunc
-                    if writer is not None:
-                        writer.append_data(env.render())
-                        frames += 1
+                total, n = run_episode(env, act, seed + i, (lambda o: frame(env.render())) if video else None)
                 returns.append(total)
                 lengths.append(n)
                 bar.update(advance=1, info=f"return {total:.1f}")
-    except BaseException:
-        if writer is not None:
-            writer.close()
-            tmp.unlink(missing_ok=True)
-        raise
     finally:
         env.close()
-    if writer is not None:
-        writer.close()
-        os.replace(tmp, video)
-    rets = np.asarray(returns)
-    scores = [normalized_score(x, ref) for x in returns] if ref else None
     out = {"run": str(run.path), "task": cfg.data.task, "episodes": episodes, "deterministic": deterministic,
-           "seed": seed, "returns": returns, "lengths": lengths, "return_mean": float(rets.mean()),
-           "return_std": float(rets.std()), "scores": scores,
-           "score_mean": float(np.mean(scores)) if scores else None,
-           "score_std": float(np.std(scores)) if scores else None,
-           "reference": None if ref is None else {"random": ref.random, "expert": ref.expert, "source": ref.source},
-           "video": None if video is None else str(video), "frames": frames if video is not None else None,
+           "seed": seed, "returns": returns, "lengths": lengths, **_scores(returns, run_reference(cfg, run)),
+           "video": None if video is None else str(video),
+           "frames": (sum(lengths) + episodes) if video is not None else None,
            "fps": fps if video is not None else None, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_json(run.file("eval_policy.json"), out)
     return out
+
+
+def _render_kwargs(size: tuple[int, int]) -> dict:
+    """What make_env needs to render frames (headless GL, imageio with ffmpeg checked first)."""
+    ensure_headless_gl()
+    try:
+        import imageio.v2  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary imageio writes MP4 with)
+    except ImportError:
+        raise UserError("--video needs imageio and imageio-ffmpeg: pip install 'admpo[video]'") from None
+    return {"render_mode": "rgb_array", "width": size[0], "height": size[1]}
+
+
+@contextmanager
+def _video(video: Path | None, fps: int) -> Iterator[Callable[[np.ndarray], None]]:
+    """Yields frame(image): appends to the MP4 being written, which appears at `video` only when whole."""
+    if video is None:
+        yield lambda image: None
+        return
+    import imageio.v2 as imageio
+
+    video.parent.mkdir(parents=True, exist_ok=True)
+    tmp = video.with_name(f".{video.stem}.tmp{os.getpid()}.mp4")
+    writer = imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=16, quality=7)
+    try:
+        yield writer.append_data
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    writer.close()
+    os.replace(tmp, video)
+
+
+def _scores(returns: list[float], ref) -> dict:
+    rets = np.asarray(returns)
+    scores = [normalized_score(x, ref) for x in returns] if ref else None
+    return {"return_mean": float(rets.mean()), "return_std": float(rets.std()), "scores": scores,
+            "score_mean": float(np.mean(scores)) if scores else None,
+            "score_std": float(np.std(scores)) if scores else None,
+            "reference": None if ref is None else {"random": ref.random, "expert": ref.expert, "source": ref.source}}
 
 
 class DeterministicPolicy(nn.Module):
@@ -125,20 +133,18 @@ class DeterministicPolicy(nn.Module):
 def recorded_observations(spec, actor, n: int = 1000, seed: int = 0, max_steps: int = 1000) -> np.ndarray:
     """n observations the policy meets in its task (deterministic episodes, env i reset with seed + i)."""
     env = make_env(spec, max_steps)
-    scale = torch.as_tensor(action_scale(env.action_space))
     obs_list: list[np.ndarray] = []
-    i = 0
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        obs_list.append(np.asarray(obs, np.float32))
+        with torch.no_grad():
+            return actor(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=True)[0][0].numpy()
+
     try:
+        i = 0
         while len(obs_list) < n:
-            obs, _ = env.reset(seed=seed + i)
+            run_episode(env, act, seed + i, stop=lambda: len(obs_list) >= n)
             i += 1
-            done = False
-            while not done and len(obs_list) < n:
-                obs_list.append(np.asarray(obs, np.float32))
-                with torch.no_grad():
-                    a = actor(torch.as_tensor(obs, dtype=torch.float32)[None], deterministic=True)[0][0]
-                obs, _, term, trunc, _ = env.step((a * scale).numpy())
-                done = term or trunc
     finally:
         env.close()
     return np.stack(obs_list)

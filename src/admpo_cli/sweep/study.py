@@ -85,7 +85,7 @@ def prepare_datasets(runs: list[RunSpec], progress: Progress = SILENT) -> None:
         cfg = r.config
         if cfg.train.setting == "online" or cfg.data.benchmark != "collect" or cfg.data.path:
             continue
-        p = default_collect_path(cfg)
+        p = default_collect_path(cfg.data)
         if p in seen or p.exists():
             continue
         seen.add(p)

@@ -1,0 +1,48 @@
+"""The conformance suite (stages/conformance.py) over every registered model, algorithm, penalty and dataset
+format: the cases come from the registries, so a newly registered kind is checked with no edit here. Its own
+checks are tested too: each fails on a kind that breaks it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from admpo_cli import registry
+from admpo_cli.stages.conformance import KINDS, Result, conformance, penalty_checks
+
+CASES = [(kind, name) for kind, reg in KINDS.items() for name in reg.names()]
+
+
+@pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k}-{n}" for k, n in CASES])
+def test_every_registered_kind_conforms(kind, name):
+    rows = conformance({kind: [name]})
+    assert rows and all(isinstance(r, Result) for r in rows)
+    failed = [f"{r.check}: {r.detail}" for r in rows if not r.passed]
+    assert not failed, failed
+
+
+def test_the_registries_hold_the_built_ins():
+    """The cases above are generated: check that they do include every built-in (a registry that listed nothing
+    would pass vacuously)."""
+    for reg in KINDS.values():
+        assert set(reg.builtin) <= set(reg.names())
+    assert ("model", "adm-transformer") in CASES and ("format", "collect") in CASES
+
+
+def test_the_penalty_checks_fail_a_penalty_that_breaks_them(monkeypatch):
+    """A penalty whose U depends on the other rows of the batch (normalised by the batch maximum) and one that
+    is negative each fail the row-wise check, with a line that says why."""
+    spec = registry.penalty("authors")
+    for bad, why in (
+        (lambda mean, var, d, s: spec.compute(mean, var, d, s) / spec.compute(mean, var, d, s).max(), "other rows"),
+        (lambda mean, var, d, s: -spec.compute(mean, var, d, s), ">= 0"),
+        (lambda mean, var, d, s: torch.zeros(3), "(B,)"),
+    ):
+        broken = dataclasses.replace(spec, name="broken", compute=bad)
+        monkeypatch.setattr(registry.PENALTIES, "_loaded", {**registry.PENALTIES._loaded, "broken": broken})
+        monkeypatch.setattr(registry.PENALTIES, "builtin", {**registry.PENALTIES.builtin, "broken": "x:Y"})
+        rows = {r.check: r for r in penalty_checks("broken")}
+        row = rows["U of K predictions: (B,), finite, >= 0, row-wise"]
+        assert not row.passed and why in row.detail, row
