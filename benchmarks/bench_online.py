@@ -35,7 +35,7 @@ from admpo_cli.algos.summary import read_rows
 from admpo_cli.config import resolve
 from admpo_cli.data.dataset import Transitions
 from admpo_cli.data.simulate import collect
-from admpo_cli.envs.registry import spec_for
+from admpo_cli.envs.specs import spec_for
 from admpo_cli.models.factory import build_model
 from admpo_cli.models.fit import fit
 from admpo_cli.models.rollout import rollout

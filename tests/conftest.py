@@ -47,7 +47,7 @@ def tiny_transitions():
 def hopper_file(tmp_path_factory):
     """A small random Hopper dataset written by the collector in the D4RL layout."""
     from admpo_cli.data.simulate import collect, write_dataset
-    from admpo_cli.envs.registry import get_spec
+    from admpo_cli.envs.specs import get_spec
 
     path = tmp_path_factory.mktemp("data") / "hopper_random-v2.hdf5"
     data, qpos, qvel = collect(get_spec("hopper", "d4rl"), 3000, None, seed=0)

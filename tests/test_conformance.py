@@ -46,3 +46,26 @@ def test_the_penalty_checks_fail_a_penalty_that_breaks_them(monkeypatch):
         rows = {r.check: r for r in penalty_checks("broken")}
         row = rows["U of K predictions: (B,), finite, >= 0, row-wise"]
         assert not row.passed and why in row.detail, row
+
+
+def test_the_readmes_where_to_add_examples_run():
+    """The README's plugin examples: its pyproject entry points name the registries' groups, and its
+    conformance command runs (on built-ins in place of the plugin's names) from the CLI."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from admpo_cli.cli import app
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("**Where to add**"):text.index("Plain references sit next to")]
+    groups = tomllib.loads(re.search(r"```toml\n(.*?)```", section, re.S).group(1))["project"]["entry-points"]
+    assert set(groups) <= {reg.group for reg in KINDS.values()} and len(groups) >= 2
+    for table in ("| a dynamics model", "| an algorithm", "| an uncertainty penalty", "| a dataset format"):
+        assert table in section  # the four kinds, one file each
+    line = re.search(r"```bash\n(admpo conformance [^\n#]*)", section).group(1).split()
+    args = [{"mypenalty": "none", "myformat": "d4rl"}.get(a, a) for a in line[1:]]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "checks passed" in r.output and "FAIL" not in r.output, r.output

@@ -6,7 +6,7 @@ import torch
 
 from admpo_cli.data import d4rl
 from admpo_cli.envs.oracle import SimulatorOracle
-from admpo_cli.envs.registry import get_spec, make_env
+from admpo_cli.envs.specs import get_spec, make_env
 from admpo_cli.envs.termination import termination_fn
 
 CASES = [("hopper", "d4rl"), ("walker2d", "d4rl"), ("halfcheetah", "d4rl"), ("hopper", "neorl"),
@@ -141,7 +141,7 @@ def test_humanoid_rewards_as_the_authors_truncated_v3():
     alive reward on the terminating step too; the observation is qpos[2:] and qvel (45 dims)."""
     import numpy as np
 
-    from admpo_cli.envs.registry import get_spec, make_env
+    from admpo_cli.envs.specs import get_spec, make_env
 
     env = make_env(get_spec("humanoid"))
     obs, _ = env.reset(seed=0)

@@ -12,7 +12,7 @@ from admpo_cli.cli import app
 from admpo_cli.data.dataset import Transitions
 from admpo_cli.data.simulate import collect
 from admpo_cli.envs.oracle import SimulatorOracle
-from admpo_cli.envs.registry import get_spec
+from admpo_cli.envs.specs import get_spec
 from admpo_cli.evaluate.compounding import Starts, compounding_curves, per_horizon_error
 from admpo_cli.evaluate.uncertainty import correlations
 from admpo_cli.models.base import DynamicsModel, Stepper

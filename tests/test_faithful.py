@@ -162,7 +162,7 @@ def test_a_config_file_that_drops_the_budget_keeps_the_run_marked(tmp_path):
 
 def test_a_modified_run_says_so_in_every_file_and_the_report_keeps_it_apart(tmp_path):
     from admpo_cli.data.simulate import collect, write_dataset
-    from admpo_cli.envs.registry import get_spec
+    from admpo_cli.envs.specs import get_spec
     from test_cli import TINY
     from test_report import _fake_run
 
@@ -208,7 +208,7 @@ def test_a_key_of_the_chosen_kind_is_checked_as_that_kind(tmp_path):
         resolve("quickstart-hopper", sets=["model.hidden=50"], flags={"model.kind": "adm-transformer"})
     data = tmp_path / "d.hdf5"
     from admpo_cli.data.simulate import collect, write_dataset
-    from admpo_cli.envs.registry import get_spec
+    from admpo_cli.envs.specs import get_spec
 
     d, qpos, qvel = collect(get_spec("hopper", "d4rl"), 600, None, seed=0)
     write_dataset(data, d, "d4rl", qpos, qvel)
@@ -233,7 +233,7 @@ def test_a_collected_file_is_reused_only_for_the_request_it_was_made_for(tmp_pat
 def test_a_policy_drives_humanoid_in_its_action_units():
     """The actor acts in [-1, 1]; Humanoid's box is +-0.4: 0.5 is 0.2 there (scaled), not 0.4 (clipped)."""
     from admpo_cli.data.simulate import collect
-    from admpo_cli.envs.registry import get_spec
+    from admpo_cli.envs.specs import get_spec
 
     spec = get_spec("humanoid")
     data, _, _ = collect(spec, 5, lambda o: np.full(spec.act_dim, 0.5, np.float32), seed=0)
@@ -243,7 +243,7 @@ def test_a_policy_drives_humanoid_in_its_action_units():
 def test_offline_commands_take_a_named_budget(tmp_path):
     """`--budget cpu` on an offline paper preset: the all-k fit, recorded in the model's record and the run."""
     from admpo_cli.data.simulate import collect, write_dataset
-    from admpo_cli.envs.registry import get_spec
+    from admpo_cli.envs.specs import get_spec
 
     data = tmp_path / "d.hdf5"
     d, qpos, qvel = collect(get_spec("hopper", "d4rl"), 800, None, seed=0)

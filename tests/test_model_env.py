@@ -13,7 +13,7 @@ from admpo_cli import registry
 from admpo_cli.config import ModelConfig
 from admpo_cli.data.d4rl import load_d4rl
 from admpo_cli.data.dataset import rollout_starts, start_windows
-from admpo_cli.envs.registry import get_spec
+from admpo_cli.envs.specs import get_spec
 from admpo_cli.envs.termination import termination_fn
 from admpo_cli.models.factory import build_model
 from admpo_cli.models.fit import fit

@@ -63,11 +63,11 @@ def test_plugin_model_and_algorithm_run_from_the_cli(site, tmp_path, hopper_file
     assert "toy-linear," in curves and "adm (random k)," in curves
     # the toy algorithm: its own loop, its published settings, its default model (the plugin model)
     r = admpo(site, tmp_path, "train-off", "--preset", "quickstart-hopper", "--run", tmp_path / "g",
-              "--algo", "toy-greedy", *data, *TINY, "--json")
+              "--algo", "toy-greedy", *data, *TINY, "--set", "train.greedy_every=5", "--json")
     assert r.returncode == 0, r.stderr + r.stdout
     summary = json.loads((tmp_path / "g" / "summary.json").read_text())
     assert summary["label"].startswith("Greedy (toy) (modified: ") and summary["model"] == "toy-linear"
-    assert summary["gradient_steps"] == 20 and summary["evaluations"] == 2
+    assert summary["gradient_steps"] == 20 and summary["evaluations"] == 2 and summary["greedy_every"] == 5
     cfg = (tmp_path / "g" / "config.yaml").read_text()
     assert "kind: toy-linear" in cfg and "beta: 0.0" in cfg  # its published settings applied
     assert (tmp_path / "g" / "checkpoints" / "train.pt").exists() and (tmp_path / "g" / "policy" / "actor.pt").exists()
@@ -202,3 +202,22 @@ def test_the_shipped_template_plugin_installs_and_passes_conformance(tmp_path):
     assert "checks passed" in r.stdout and "FAIL" not in r.stdout
     r = admpo(site, tmp_path, "new-plugin", tmp_path / "pkg", "--name", "myext")  # exists: one line, untouched
     assert r.returncode != 0 and "already exists" in r.stderr + r.stdout
+
+
+def test_the_plugins_use_the_public_contract_only():
+    """Every admpo import of the test plugins and of the shipped template comes from admpo_cli.extend."""
+    import ast
+    from importlib import resources
+
+    import admpo_cli.extend as extend
+
+    files = {p.name: p.read_text() for p in PLUGINS.glob("*.py")}
+    template = resources.files("admpo_cli") / "templates" / "plugin"
+    files.update({t.name: t.read_text().replace("{name}", "x") for t in template.iterdir()
+                  if t.name.endswith(".py.tmpl")})
+    assert len(files) >= 8
+    for name, text in files.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("admpo_cli"):
+                assert node.module == "admpo_cli.extend", f"{name} imports {node.module}"
+                assert all(a.name in extend.__all__ for a in node.names), f"{name}: {[a.name for a in node.names]}"

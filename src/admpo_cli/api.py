@@ -87,7 +87,7 @@ class Run:
             max_episode_steps: int = 1000, device: torch.device | str = "cpu") -> ModelEnv:
         """The run's fitted model as a gymnasium environment over its dataset's start windows, with the task's
         termination function and the penalty r - beta * U (uncertainty "auto": the model's own)."""
-        from .envs.registry import spec_for
+        from .envs.specs import spec_for
         from .registry import dropout_at_inference, uncertainty_for
 
         cfg, kind = self.config, kind or self.config.model.kind
@@ -111,27 +111,26 @@ def fit_model(preset: str | None = None, *, run: str | Path | None = None, datas
               device: str = "auto") -> Run:
     """Fit a dynamics model as `admpo fit-model` does: the preset's settings (or an existing run's), then
     `overrides` ({"model.m": 3, ...}: what --set takes); the run directory `run` (default: runs/<name>)."""
-    from .config import resolve, run_name
-    from .device import pick_device
-    from .process import seed_everything
+    from .config import resolve
     from .rundir import RunDir
     from .stages.fit import fit_model_stage
+    from .stages.setup import start_run
 
     base = RunDir.open(run).config() if run is not None and preset is None and (Path(run) / "config.yaml").exists() \
         else None
     sets = [f"{k}={v}" for k, v in (overrides or {}).items()]
     cfg = resolve(preset, None, sets, {"data.path": dataset, "run.seed": seed, "run.device": device,
                                        "model.kind": kind}, base=base)
-    rd = RunDir.create_or_open(Path(run) if run is not None else Path(cfg.run.root) / run_name(cfg), cfg)
-    seed_everything(cfg.run.seed)
-    fit_model_stage(cfg, rd, pick_device(cfg.run.device), kind)
+    rd, dev = start_run(cfg, run)
+    fit_model_stage(cfg, rd, dev, kind)
     return Run(rd.path)
 
 
 def random_policy(act_dim: int, seed: int = 0) -> Policy:
     """Uniform actions in [-1, 1] (the random policy of Figure 4)."""
-    gen = torch.Generator().manual_seed(seed)
-    return lambda o: (torch.rand(o.shape[0], act_dim, generator=gen) * 2 - 1).to(o.device)
+    from .agents.uniform import uniform_policy
+
+    return uniform_policy(act_dim, torch.Generator().manual_seed(seed))
 
 
 def rollout(model, policy: Policy, data, horizon: int, n_starts: int = 1000, seed: int = 0, uncertainty: str = "auto",
@@ -142,7 +141,7 @@ def rollout(model, policy: Policy, data, horizon: int, n_starts: int = 1000, see
     r - beta * U. `termination`: an env name ("hopper") or a function of next states (default: none ends).
     Returns models.rollout.Rollout (obs, act, rew, raw_rew, next_obs, done, unc, rows, steps)."""
     from .data.dataset import sample_start_windows
-    from .envs.registry import get_spec
+    from .envs.specs import get_spec
     from .envs.termination import never, termination_fn
     from .models.rollout import rollout as algorithm_1
     from .registry import uncertainty_for
@@ -179,7 +178,7 @@ def uncertainty(model, data, formula: str = "paper", n_starts: int = 1000, seed:
 def evaluate_policy(policy: Policy, env: str, episodes: int = 10, seed: int = 0, max_steps: int = 1000,
                     layout: str = "d4rl", device: torch.device | str = "cpu") -> np.ndarray:
     """Returns of `episodes` deterministic episodes of `policy` in the real simulator (env i seeded seed + i)."""
-    from .envs.registry import get_spec
+    from .envs.specs import get_spec
     from .evaluate.policy import evaluate
 
     return evaluate(policy, get_spec(env, layout), episodes, seed, max_steps, device)

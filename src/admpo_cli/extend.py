@@ -47,7 +47,7 @@ from .config import Config
 from .data.dataset import Transitions, WindowSampler, rollout_starts, start_windows
 from .data.formats import LoadContext
 from .data.scores import D4RL_REF, Reference, normalized_score, run_reference
-from .envs.registry import EnvSpec, spec_for
+from .envs.specs import EnvSpec, spec_for
 from .envs.termination import termination_fn
 from .errors import UserError
 from .models.base import DynamicsModel, Stepper

@@ -125,9 +125,6 @@ class RunDir:
             raise UserError(f"{p}: missing or not valid YAML") from None
         return from_dict(mapping)
 
-    def save_config(self, cfg: Config) -> None:
-        atomic_write_text(self.path / "config.yaml", dump_yaml(cfg))
-
     # ------------------------------------------------------------ files
     def file(self, *parts: str) -> Path:
         return self.path.joinpath(*parts)

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from admpo_cli.models.base import DynamicsModel, Stepper
-from admpo_cli.registry import ModelSpec
+from admpo_cli.extend import DynamicsModel, ModelSpec, Stepper
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ MBPO_TASKS: dict[str, dict[str, Any]] = {
     "humanoid": {"interval": 1000, "schedule": [1, 25, 20_000, 300_000], "retain": 5, "hidden": 400,
                  "target_entropy": -2.0},
 }
-MBPO_SOURCE = "jannerm/mbpo examples/config/<env>/0.py, examples/development/base.py, mbpo/models/bnn.py"
 
 
 def mbpo_published(env: str) -> bool:

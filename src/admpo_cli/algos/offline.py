@@ -16,7 +16,7 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
-from ..envs.registry import spec_for
+from ..envs.specs import spec_for
 from ..envs.termination import termination_fn
 from ..errors import UserError
 from ..models.base import DynamicsModel

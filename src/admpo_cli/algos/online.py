@@ -23,7 +23,7 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
-from ..envs.registry import spec_for
+from ..envs.specs import action_scale, spec_for
 from ..envs.termination import termination_fn
 from ..files import append_csv, truncate_csv_after
 from ..models.factory import build_model
@@ -158,7 +158,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     t, spec = cfg.train, spec_for(cfg.data)
     total, warmup = t.total_steps, t.warmup_steps  # learning steps; random steps before them, not counted
     sim = Simulator(spec, cfg.run.seed, cfg.eval.max_episode_steps)
-    agent = make_agent(spec.obs_dim, spec.act_dim, cfg.agent, device, action_scale=sim.scale,
+    agent = make_agent(spec.obs_dim, spec.act_dim, cfg.agent, device, action_scale=action_scale(sim.env.action_space),
                        total_actor_updates=math.ceil(total * t.utd / cfg.agent.actor_update_every)
                        * cfg.agent.actor_steps)
     real = RealData(warmup + total, spec.obs_dim, spec.act_dim, device)  # D_env

@@ -11,7 +11,7 @@ import torch
 
 from ..config import Config
 from ..data.scores import run_reference
-from ..envs.registry import spec_for
+from ..envs.specs import spec_for
 from ..evaluate.policy import evaluation_row
 from ..rundir import RunDir
 from .policy_files import save_policy

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import Transitions
-from ..envs.registry import EnvSpec, action_scale, make_env
+from ..envs.specs import EnvSpec, env_action, make_env
 from .buffers import RingBuffer
 
 _STATE = mujoco.mjtState.mjSTATE_INTEGRATION
@@ -68,7 +68,6 @@ class Simulator:
     def __init__(self, spec: EnvSpec, seed: int, max_steps: int):
         self.env = make_env(spec, max_steps)
         self.seed = seed
-        self.scale = action_scale(self.env.action_space)
         self.obs: np.ndarray | None = None
         self.episode, self.episode_return, self.returns = 0, 0.0, []
 
@@ -79,7 +78,7 @@ class Simulator:
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool]:
         """One step from the current state: (next state, reward, terminal, truncated); an ended episode is
         counted and the next one starts (self.obs is then its first state)."""
-        nxt, r, term, trunc, _ = self.env.step(action * self.scale)
+        nxt, r, term, trunc, _ = self.env.step(env_action(action, self.env.action_space))
         nxt = nxt.astype(np.float32)
         self.obs = nxt
         self.episode_return += float(r)

@@ -16,7 +16,7 @@ import torch
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts, start_windows
-from ..envs.registry import spec_for
+from ..envs.specs import spec_for
 from ..envs.termination import termination_fn
 from ..evaluate.policy import evaluate, evaluation_seed
 from ..models.reference import penalised_rollout

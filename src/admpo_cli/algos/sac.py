@@ -8,8 +8,6 @@ from typing import Any
 from ..registry import AlgorithmSpec
 from .loops import online_loop
 
-SAC_SOURCE = "CleanRL cleanrl/sac_continuous_action.py"
-
 
 def sac_settings() -> dict[str, dict[str, Any]]:
     """Model-free SAC as CleanRL's `sac_continuous_action.py` runs it: UTD 1, 256x256, policy lr 3e-4, Q lr

@@ -52,9 +52,6 @@ def fit_model(
     console.print(kv_table(f"fit-model {summary['kind']} -> {rd.path / 'model' / (summary['kind'] + '.pt')}", rows))
 
 
-# ---------------------------------------------------------------- offline training
-
-
 @app.command("eval-compounding")
 @user_errors
 def eval_compounding(
@@ -107,8 +104,3 @@ def eval_uncertainty(
             p, s = r["pooled"]["pearson"], r["pooled"]["spearman"]
             table.add_row(model, q, "-" if p is None else f"{p:.3f}", "-" if s is None else f"{s:.3f}")
     console.print(table)
-
-
-# ---------------------------------------------------------------- report
-
-

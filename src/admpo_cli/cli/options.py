@@ -106,10 +106,10 @@ def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, *,
     directory is made."""
     from ..config import run_name
     from ..device import pick_device
-    from ..process import keep_heap_memory, seed_everything
+    from ..process import seed_everything
     from ..registry import check_command
+    from ..stages.setup import start_run
 
-    keep_heap_memory()
     flags = {"data.path": dataset, "run.seed": seed, "run.device": device, **(extra_flags or {})}
     base = None
     if run is not None and (Path(run) / "config.yaml").exists() and preset is None and config is None:
@@ -118,16 +118,14 @@ def setup(preset, config, sets, run, dataset, seed, device, extra_flags=None, *,
     cfg = resolve(preset, config, sets, flags, base=base, budget=budget)
     if command:
         check_command(command, cfg.train.algo, cfg.train.setting, cfg.preset)
-    dev = pick_device(cfg.run.device)
-    run_path = Path(run) if run is not None else Path(cfg.run.root) / run_name(cfg)
-    if read_only:
-        rd = RunDir.open(run_path)
-        if base is None:
-            cfg = resolve(None, None, sets, flags, base=rd.config())
-    else:
-        rd = RunDir.create_or_open(run_path, cfg, force)
+    if not read_only:
+        rd, dev = start_run(cfg, run, force)
+        return cfg, rd, dev
+    rd = RunDir.open(Path(run) if run is not None else Path(cfg.run.root) / run_name(cfg))
+    if base is None:
+        cfg = resolve(None, None, sets, flags, base=rd.config())
     seed_everything(cfg.run.seed)
-    return cfg, rd, dev
+    return cfg, rd, pick_device(cfg.run.device)
 
 
 # ---------------------------------------------------------------- presets

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import registry
-from ..envs.registry import EnvSpec
+from ..envs.specs import EnvSpec
 from .dataset import Transitions
 from .scores import Reference
 

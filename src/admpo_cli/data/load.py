@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Config
-from ..envs.registry import spec_for
+from ..envs.specs import spec_for
 from .collected import check_collected, default_collect_path  # noqa: F401 - where callers find them
 from .dataset import Transitions, validate
 from .formats import LoadContext, read, reference

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..envs.registry import EnvSpec, env_action, make_env
+from ..envs.specs import EnvSpec, env_action, make_env
 from .dataset import Transitions
 
 Policy = Callable[[np.ndarray], np.ndarray]  # (obs_dim,) -> (act_dim,)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from .registry import env_action
+from .specs import env_action
 
 
 def run_episode(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], seed: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
-from .registry import EnvSpec, make_env
+from .specs import EnvSpec, make_env
 
 
 class SimulatorOracle:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from .registry import EnvSpec
+from .specs import EnvSpec
 
 TerminationFn = Callable[[torch.Tensor], torch.Tensor]
 

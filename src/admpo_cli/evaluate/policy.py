@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..data.scores import Reference, normalized_score
-from ..envs.registry import EnvSpec, action_scale, make_env
+from ..envs.specs import EnvSpec, env_action, make_env
 
 
 def evaluate(
@@ -23,7 +23,6 @@ def evaluate(
     """Returns of `episodes` episodes; env i is reset with seed + i. Actions in [-1, 1] are scaled to the
     env's range (Humanoid: +-0.4; 1 elsewhere)."""
     envs = [make_env(spec, max_steps) for _ in range(episodes)]
-    scale = action_scale(envs[0].action_space)
     obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
     returns = np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
@@ -32,7 +31,7 @@ def evaluate(
         with torch.no_grad():
             a = act(torch.as_tensor(obs[idx], device=device)).cpu().numpy()
         for j, i in enumerate(idx):
-            o, r, term, trunc, _ = envs[i].step(a[j] * scale)
+            o, r, term, trunc, _ = envs[i].step(env_action(a[j], envs[i].action_space))
             returns[i] += r
             obs[i] = o
             if term or trunc:

@@ -10,7 +10,7 @@ import torch
 from .. import registry
 from ..data.dataset import Transitions, sample_start_windows
 from ..envs.oracle import SimulatorOracle
-from ..envs.registry import EnvSpec
+from ..envs.specs import EnvSpec
 from ..envs.termination import termination_fn
 from ..models.base import DynamicsModel
 from ..models.rollout import rollout

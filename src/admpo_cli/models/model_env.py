@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import Transitions, rollout_starts, start_windows
-from ..envs.registry import EnvSpec
+from ..envs.specs import EnvSpec
 from ..envs.termination import never, termination_fn
 from .base import DynamicsModel
 from .imagined import ImaginedBatch

@@ -18,7 +18,7 @@ from ..data.dataset import Transitions
 from ..data.scores import D4RL_REF
 from ..data.simulate import collect, write_dataset
 from ..device import pick_device
-from ..envs.registry import get_spec
+from ..envs.specs import get_spec
 from ..errors import UserError
 from ..events import SILENT, Progress
 from ..files import torch_load

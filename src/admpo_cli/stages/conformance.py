@@ -232,7 +232,7 @@ def _format_round_trip(name: str, spec) -> str:
 def _collect_round_trip() -> str:
     from ..config import DataConfig
     from ..data.formats import LoadContext
-    from ..envs.registry import get_spec
+    from ..envs.specs import get_spec
 
     spec = registry.dataset_format("collect")
     with tempfile.TemporaryDirectory() as tmp:
@@ -262,17 +262,18 @@ def algorithm_checks(name: str, folder: Path) -> Iterator[Result]:
 
 def _tiny_run(name: str, setting: str, folder: Path) -> str:
     from ..config import resolve
-    from ..rundir import RunDir
+    from .setup import start_run
     from .train import train_stage
 
     preset = "quickstart-hopper-online" if setting == "online" else "quickstart-hopper"
-    cfg = resolve(preset, sets=[f"data.data_dir={folder / 'data'}", *TINY], flags={"train.algo": name})
-    run = RunDir.create_or_open(folder / f"{name}-{setting}", cfg)
-    res = train_stage(cfg, run, CPU)
+    cfg = resolve(preset, sets=[f"data.data_dir={folder / 'data'}", *TINY], flags={"train.algo": name,
+                                                                                   "run.device": "cpu"})
+    run, device = start_run(cfg, folder / f"{name}-{setting}")
+    res = train_stage(cfg, run, device)
     s = res.summary
     assert s.get("label") and "final_return" in s, "summary.json lacks its label or final return"
     assert run.file("metrics.csv").exists() and any(run.path.glob("policy/*.pt")), "no metrics rows or policy"
-    again = train_stage(cfg, run, CPU)
+    again = train_stage(cfg, run, device)
     assert again.already_finished, "a finished run trained again"
     return f"{s['label']}: final return {s['final_return']:.3g}"
 

@@ -41,7 +41,7 @@ def _task_format(task: str | None) -> str | None:
 
 def _check_dims(path: str, data, env: str, fmt: str) -> None:
     from .. import registry
-    from ..envs.registry import get_spec
+    from ..envs.specs import get_spec
 
     layout = registry.dataset_format(fmt).layout
     spec = get_spec(env, layout)

@@ -16,7 +16,7 @@ def doctor_stage() -> list[tuple[str, str, str]]:
     rendering, optional packages, and every registered model and algorithm with where it comes from."""
     import torch
 
-    from ..envs.registry import get_spec, make_env
+    from ..envs.specs import get_spec, make_env
     from ..headless_gl import GL_HINTS, probe_gl
     from ..rundir import git_revision, versions
 

@@ -74,12 +74,13 @@ def _policies(cfg: Config, run: RunDir, data, device: torch.device, progress: Pr
     """The policies whose imagined steps are measured: random, the behaviour policy (BC fitted on the run's data,
     kept in policy/bc.pt for later calls) and, where the run trained one, its learned policy."""
     from ..agents.bc import BC
+    from ..agents.uniform import uniform_policy
     from ..algos.bc import behaviour_cloning
     from ..algos.policy_files import load_policy, save_policy
 
     gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
     policies: dict[str, Any] = {
-        "random": lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1}
+        "random": uniform_policy(data.act_dim, gen)}
     bc_path = run.file("policy", "bc.pt")
     if not bc_path.exists():
         bc, steps = BC(data.obs_dim, data.act_dim, cfg.agent.hidden, 1e-3, device), cfg.train.settings("bc").bc_steps
@@ -104,7 +105,7 @@ def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, 
     import pandas as pd
 
     from ..envs.oracle import SimulatorOracle
-    from ..envs.registry import spec_for
+    from ..envs.specs import spec_for
     from ..evaluate.plots import plot_uncertainty
     from ..evaluate.uncertainty import correlations, imagined_pairs, quantifiers, true_errors
 

@@ -21,18 +21,18 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..agents.uniform import uniform_policy
 from ..config import resolve
 from ..data.scores import D4RL_REF, normalized_score
-from ..device import pick_device
 from ..errors import UserError
 from ..events import SILENT, Progress
 from ..files import atomic_write_text
-from ..process import seed_everything
 from ..report.model_study import HORIZONS, uncertainty_figures, write_page
 from ..rundir import RunDir
 from .collect import collect_qualities, run_collect
 from .evaluate import eval_compounding_stage, eval_uncertainty_stage
 from .fit import dataset_for_run, fit_model_stage, require_model
+from .setup import start_run
 from .train import train_stage
 
 QUALITIES = ("random", "medium", "medium-replay")
@@ -171,11 +171,9 @@ def _cell(spec: StudySpec, env: str, quality: str, kind: str, seed: int, data_pa
           progress: Progress) -> dict:
     sets = [f"data.path={data_path}", "data.benchmark=d4rl", *b["sets"], *spec.extra_sets]
     cfg = resolve(f"quickstart-{env}", None, sets, {"model.kind": kind, "run.seed": seed, "run.device": spec.device})
-    run = RunDir.create_or_open(_run_path(spec, env, quality, kind, seed), cfg)
+    run, dev = start_run(cfg, _run_path(spec, env, quality, kind, seed))
     if run.file("row.json").exists():  # a finished cell: its row, as measured then
         return run.read_json("row.json")
-    dev = pick_device(cfg.run.device)
-    seed_everything(seed)
     fit = run.read_json(f"model/{kind}.json") if run.file("model", f"{kind}.pt").exists() else \
         fit_model_stage(cfg, run, dev, kind, progress=progress)
     summary = train_stage(cfg, run, dev, progress=progress).summary
@@ -230,7 +228,7 @@ def _rollout_rate(cfg, run: RunDir, kind: str, dev: torch.device, rows: int, hor
     model = require_model(run, kind, cfg, data.obs_dim, data.act_dim)[0].to(dev).eval()
     _, w = sample_start_windows(data, model.context, rows, np.random.default_rng(0), dev, replace=True)
     gen = torch.Generator(device=dev).manual_seed(0)
-    policy = lambda o: torch.rand(o.shape[0], data.act_dim, device=o.device, generator=gen) * 2 - 1  # noqa: E731
+    policy = uniform_policy(data.act_dim, gen)
     t0 = time.perf_counter()
     with torch.no_grad():
         out = rollout(model, policy, w["hist_obs"], w["hist_act"], w["obs"], horizon, never,

@@ -19,7 +19,7 @@ from torch import nn
 from ..algos.policy_files import load_policy
 from ..data.scores import normalized_score, run_reference
 from ..envs.episodes import run_episode
-from ..envs.registry import action_scale, make_env, spec_for
+from ..envs.specs import action_scale, make_env, spec_for
 from ..errors import UserError
 from ..events import SILENT, Progress
 from ..files import atomic_write_json

@@ -19,14 +19,11 @@ def run_one(spec: dict, threads: int, cwd: str, lock: str) -> dict:
     import torch
 
     from ..config import from_dict
-    from ..device import pick_device
-    from ..process import keep_heap_memory, seed_everything
-    from ..rundir import RunDir
+    from ..stages.setup import start_run
     from ..stages.train import train_stage
 
     os.chdir(cwd)  # relative paths in configs (data/, runs/) mean what they meant for the sweep
     torch.set_num_threads(max(1, threads))
-    keep_heap_memory()
     path = Path(spec["path"])
     with run_lock(Path(lock)) as mine:
         if not mine:
@@ -34,10 +31,9 @@ def run_one(spec: dict, threads: int, cwd: str, lock: str) -> dict:
         handler = None
         try:
             cfg = from_dict(spec["config"])
-            rd = RunDir.create_or_open(path, cfg)
+            rd, device = start_run(cfg, path)
             handler = _log_to(path / "log.txt")
-            seed_everything(cfg.run.seed)
-            res = train_stage(cfg, rd, pick_device(cfg.run.device))
+            res = train_stage(cfg, rd, device)
             (path / ERROR).unlink(missing_ok=True)
             s = res.summary
             return {"state": "done", "final": {k: s.get(k) for k in ("final_score", "final_return", "label")}}

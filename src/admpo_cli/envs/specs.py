@@ -97,6 +97,15 @@ def action_scale(space: gym.spaces.Box):
     return high
 
 
+_SCALES: dict[int, tuple[gym.spaces.Box, Any]] = {}
+
+
 def env_action(action, space: gym.spaces.Box):
-    """A policy's action in [-1, 1] in the env's units (the one place this mapping is written)."""
-    return action * action_scale(space)
+    """A policy's action in [-1, 1] in the env's units (the one place this mapping is written); the space's
+    factor is worked out once (an env keeps its space)."""
+    hit = _SCALES.get(id(space))
+    if hit is None or hit[0] is not space:
+        if len(_SCALES) > 256:  # evaluations make fresh envs: keep the cache small
+            _SCALES.clear()
+        hit = _SCALES[id(space)] = (space, action_scale(space))
+    return action * hit[1]

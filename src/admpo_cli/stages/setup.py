@@ -1,0 +1,23 @@
+"""The one run setup every entry point shares (the commands, the Python API, a sweep's worker, the model study,
+the conformance suite): the run directory, the random streams, the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import Config, run_name
+from ..device import pick_device
+from ..process import keep_heap_memory, seed_everything
+from ..rundir import RunDir
+
+
+def start_run(cfg: Config, path: Path | str | None = None, force: bool = False) -> tuple[RunDir, torch.device]:
+    """The run directory at `path` (default: run.root / config.run_name) created, or opened when it was made with
+    the same settings (`force`: whatever it holds); every random stream seeded from run.seed; the device picked
+    (run.device: auto takes CUDA where there is one)."""
+    keep_heap_memory()
+    rd = RunDir.create_or_open(Path(path) if path is not None else Path(cfg.run.root) / run_name(cfg), cfg, force)
+    seed_everything(cfg.run.seed)
+    return rd, pick_device(cfg.run.device)
