@@ -52,9 +52,9 @@ def test_the_readmes_where_to_add_examples_run():
     """The README's plugin examples: its pyproject entry points name the registries' groups, and its
     conformance command runs (on built-ins in place of the plugin's names) from the CLI."""
     import re
-    import tomllib
     from pathlib import Path
 
+    import tomllib
     from typer.testing import CliRunner
 
     from admpo_cli.cli import app
