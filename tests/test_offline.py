@@ -78,6 +78,51 @@ def test_resume_equals_uninterrupted(tmp_path, hopper_file):
     assert full["final_score"] == resumed["final_score"]
 
 
+@pytest.mark.parametrize(("signame", "saved_at"), [("SIGINT", 10), ("SIGTERM", 14)])
+def test_a_second_stop_request_never_writes_half_a_step(tmp_path, hopper_file, monkeypatch, signame, saved_at):
+    """Two signals land inside update 14 (after the agent changed, before the loop counted the update). Ctrl-C
+    twice stops at once and writes nothing: the checkpoint stays the one of update 10. SIGTERM twice (what an
+    orphaned sweep worker gets when its parent dies: one per exiting thread) is one request: the step ends and
+    is saved. Either way the resumed run equals the uninterrupted one; a checkpoint written mid-step would hold
+    the agent one update ahead of its counter."""
+    import os
+    import signal
+
+    from admpo_cli.agents.sac import SAC
+    from admpo_cli.process import StopNow
+
+    sets = [*TINY, f"data.path={hopper_file}", "data.benchmark=d4rl"]
+    cfg = resolve("quickstart-hopper", None, sets)
+    seed_everything(0)
+    base = RunDir.create_or_open(tmp_path / "base", cfg)
+    fit_model_stage(cfg, base, CPU)
+    runs = {}
+    for name in ("full", "split"):
+        runs[name] = RunDir.create_or_open(tmp_path / name, cfg)
+        shutil.copytree(base.file("model"), runs[name].file("model"))
+    seed_everything(0)
+    _train(cfg, runs["full"])
+    update = SAC.update
+
+    def torn(self, *args, **kwargs):
+        out = update(self, *args, **kwargs)
+        if self.updates == 14:
+            os.kill(os.getpid(), getattr(signal, signame))  # held until the step ends
+            os.kill(os.getpid(), getattr(signal, signame))  # Ctrl-C: at once; SIGTERM: the same request
+        return out
+
+    monkeypatch.setattr(SAC, "update", torn)
+    seed_everything(0)
+    with pytest.raises(StopNow if signame == "SIGINT" else KeyboardInterrupt):
+        _train(cfg, runs["split"])
+    monkeypatch.setattr(SAC, "update", update)
+    assert torch.load(runs["split"].file("checkpoints", "train.pt"), weights_only=True)["loop"]["step"] == saved_at
+    seed_everything(7)
+    _train(cfg, runs["split"])
+    cut = [",".join(line.split(",")[:10]) for line in _read(runs["full"].file("metrics.csv"))]
+    assert cut == [",".join(line.split(",")[:10]) for line in _read(runs["split"].file("metrics.csv"))]
+
+
 def test_divergence_stops_with_last_good_checkpoint(tmp_path, hopper_file, monkeypatch):
     from admpo_cli.agents.sac import SAC
 

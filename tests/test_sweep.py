@@ -36,11 +36,11 @@ def sweep(args: list[str], cwd: Path, pin: list[str] = (), **kw) -> subprocess.C
     return subprocess.run([*pin, ADMPO, "sweep", *args], cwd=cwd, capture_output=True, text=True, env=env, **kw)
 
 
-# One core for the kill test's processes. Unpinned it still fails now and then (2 in 14 here, after the
-# thread-count fixes: runs at 1 and 2 threads are now bit-equal, see tests/test_offline.py): a run resumed
-# from a checkpoint written while its sweep was killed differs from its second evaluation on, for a reason
-# not found yet (an in-process SIGTERM at the same update resumes exactly). Issue 29, item 8.
-ONE_CORE = ["taskset", "-c", "0"]
+# No pinning: runs at 1 and 2 threads are bit-equal (tests/test_offline.py). The kill test failed now and then
+# (2 in 14) until an orphaned worker's second SIGTERM was found: its dead parent signals it once per exiting
+# thread (PR_SET_PDEATHSIG fires again at every re-parenting), and the second one used to interrupt mid-step
+# and save half a step. A repeated SIGTERM is now the same request (tests/test_offline.py holds it).
+ONE_CORE: list[str] = []
 
 
 def test_seeds_and_grid_parse_and_refuse_in_one_line():

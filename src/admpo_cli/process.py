@@ -1,10 +1,12 @@
-"""The process's own settings: random seeds, the memory allocator, and signals held until a step ends."""
+"""The process's own settings: random seeds, the memory allocator, signals held until a step ends, and the one
+kind of process pool (spawned, each worker with its share of the cores)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import random
 
 import numpy as np
@@ -85,12 +87,19 @@ def keep_heap_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 
+class StopNow(KeyboardInterrupt):
+    """A second stop request: the run ends at once, mid-step, and writes no checkpoint (a checkpoint written now
+    would hold half a step; the last whole-step one stays, and a resumed run continues exactly from it)."""
+
+
 @contextlib.contextmanager
 def interrupts_at_step_ends():
     """Within it, the first SIGINT (Ctrl-C) or SIGTERM (a sweep or a scheduler stopping the run) is held until
     the training loop calls the yielded `check()` at the end of a step, which then raises KeyboardInterrupt:
-    the checkpoint written on the way out holds whole steps only, so the resumed run continues exactly. A
-    second signal interrupts at once. Outside the main thread (no signal handlers there) check() does nothing."""
+    the checkpoint written on the way out holds whole steps only, so the resumed run continues exactly. A second
+    Ctrl-C interrupts at once with StopNow, which writes no checkpoint; a repeated SIGTERM is the same request
+    (an orphaned sweep worker gets one per exiting thread of its dead parent). Outside the main thread (no signal
+    handlers there) check() does nothing."""
     import signal
     import threading
 
@@ -99,8 +108,12 @@ def interrupts_at_step_ends():
     def hold(signum, frame):
         received.append(signum)
         if len(received) > 1:
-            raise KeyboardInterrupt
-        log.warning("stopping at the end of this step and saving a checkpoint (interrupt again to stop at once)")
+            if signum == signal.SIGINT:  # Ctrl-C again: stop now
+                raise StopNow
+            # a repeated SIGTERM is the same request: a parent's death is signalled to an orphan once for each of
+            # its exiting threads (PR_SET_PDEATHSIG fires again at every re-parenting), ~0.1 s apart
+            return
+        log.warning("stopping at the end of this step and saving a checkpoint (Ctrl-C again to stop at once)")
 
     def check() -> None:
         if received:
@@ -115,3 +128,29 @@ def interrupts_at_step_ends():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def spawn_pool(workers: int, initializer=None, initargs: tuple = (), one_task_each: bool = False):
+    """The one kind of process pool admpo runs work in (a sweep's local runs, the model study's cells): spawned
+    workers, so no torch or OpenMP state is forked; `initializer` gives each its share of the threads (two
+    processes that each take every core slow each other down by 10x or more); `one_task_each`: a fresh process
+    per task (nothing leaks from one run to the next)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    kw = {"max_workers": workers, "mp_context": mp.get_context("spawn"), "initializer": initializer,
+          "initargs": initargs}
+    if one_task_each:
+        try:
+            return ProcessPoolExecutor(max_tasks_per_child=1, **kw)
+        except TypeError:  # Python 3.10
+            pass
+    return ProcessPoolExecutor(**kw)

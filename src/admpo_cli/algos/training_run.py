@@ -24,7 +24,7 @@ import torch
 from ..config import Config, fingerprint
 from ..errors import DivergenceError, UserError
 from ..files import append_csv, atomic_torch_save, torch_load, truncate_csv_after
-from ..process import interrupts_at_step_ends
+from ..process import StopNow, interrupts_at_step_ends
 from ..rundir import RunDir
 from .rng import rng_state, set_rng_state
 
@@ -199,6 +199,8 @@ class TrainingRun:
         with interrupts_at_step_ends() as stop_requested:
             try:
                 yield stop_requested
+            except StopNow:  # mid-step: the last whole-step checkpoint stays
+                raise
             except KeyboardInterrupt:
                 self.save()
                 raise

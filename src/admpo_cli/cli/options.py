@@ -35,8 +35,11 @@ def user_errors(fn):
         except DivergenceError as exc:
             err_console.print(f"[red]diverged:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(3) from None
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted[/yellow]: the last checkpoint is kept; `admpo resume RUN` continues")
+        except KeyboardInterrupt as exc:
+            from ..process import StopNow
+
+            how = "stopped at once (the unfinished step not saved)" if isinstance(exc, StopNow) else "interrupted"
+            err_console.print(f"[yellow]{how}[/yellow]: the last checkpoint is kept; `admpo resume RUN` continues")
             raise typer.Exit(130) from None
 
     return wrapper

@@ -10,7 +10,6 @@ rows.csv; report/model_study.py turns the rows into the page. Finished runs and 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from ..data.scores import D4RL_REF, normalized_score
 from ..errors import UserError
 from ..events import SILENT, Progress
 from ..files import atomic_write_text
+from ..process import spawn_pool
 from ..report.model_study import HORIZONS, uncertainty_figures, write_page
 from ..rundir import RunDir
 from .collect import collect_qualities, run_collect
@@ -101,9 +101,7 @@ def _in_parallel(spec: StudySpec, cells: list[tuple], b: dict, progress: Progres
     """The study's work in `spec.workers` processes (spawned, each with its share of the torch threads): first
     the datasets, one task per env (its SAC run feeds two of them), then one task per run."""
     threads = max(1, torch.get_num_threads() // spec.workers)
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(spec.workers, mp_context=ctx, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:
+    with spawn_pool(spec.workers, torch.set_num_threads, (threads,)) as pool:
         try:
             _submit_all(pool, spec, cells, b, threads, progress)
         except BaseException:  # the first failure (a UserError comes back whole) ends the study: drop the rest

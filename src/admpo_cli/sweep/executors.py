@@ -3,23 +3,15 @@ hand back each run's outcome; progress is read from the run directories (state.p
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import socket
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..process import cores, spawn_pool
 from .worker import init_local_worker, run_one
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 class LocalExecutor:
@@ -33,12 +25,7 @@ class LocalExecutor:
             raise UserError(f"--jobs: expected 1 or more, got {jobs}")
         self.jobs = jobs
         self.threads = max(1, cores() // jobs)
-        kw: dict[str, Any] = {"max_workers": jobs, "mp_context": mp.get_context("spawn"),
-                              "initializer": init_local_worker}
-        try:
-            self.pool = ProcessPoolExecutor(max_tasks_per_child=1, **kw)
-        except TypeError:  # Python 3.10
-            self.pool = ProcessPoolExecutor(**kw)
+        self.pool = spawn_pool(jobs, init_local_worker, one_task_each=True)
         self.pending: dict[Future, Any] = {}
 
     def describe(self) -> str:
