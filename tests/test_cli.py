@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.metadata
 import json
 
 import h5py
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import admpo_cli
 from admpo_cli.cli import app
 
 runner = CliRunner()
@@ -29,7 +31,9 @@ def invoke(*args):
 
 def test_version_and_presets():
     r = invoke("--version")
-    assert r.exit_code == 0 and "admpo 0.1.0" in r.output
+    assert r.exit_code == 0 and r.output.strip() == f"admpo {admpo_cli.__version__}"
+    # one version source: the installed distribution's metadata reads admpo_cli.__version__ (pyproject dynamic)
+    assert importlib.metadata.version("admpo") == admpo_cli.__version__
     r = invoke("presets", "list")
     assert r.exit_code == 0
     for name in ("neorl-hopper-low", "walker2d-medium-expert", "humanoid-online", "quickstart-hopper"):
