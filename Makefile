@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench docs wheel clean
 
 # constraints.txt pins the CPU build of torch (an open range would pull a multi-GB CUDA build).
 $(BIN)/admpo: pyproject.toml constraints.txt
@@ -30,6 +30,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+docs: install
+	$(BIN)/mkdocs build --strict   # the site in site/ (mkdocs serve to browse it while editing)
+
+wheel: install
+	$(BIN)/python -m build -o dist .   # dist/admpo-VERSION.tar.gz and dist/admpo-VERSION-py3-none-any.whl
+	$(BIN)/twine check --strict dist/*
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -3,7 +3,7 @@
 import os as _os
 import sys as _sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # MKL's strict conditional numerical reproducibility: its matrix products give the same bits whatever the
 # number of threads (without it a product with a long inner dimension and a short output, like a layer's

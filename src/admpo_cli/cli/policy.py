@@ -51,7 +51,7 @@ def eval_policy_cmd(
 @user_errors
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory with policy/actor.pt.")],
-    fmt: Annotated[str, typer.Option("--format", help="torchscript | onnx (pip install 'admpo[export]').")] = (
+    fmt: Annotated[str, typer.Option("--format", help="torchscript | onnx (pip install 'admpo\\[export]').")] = (
         "torchscript"),
     out: Annotated[Path | None, typer.Option(help="Output file (default: RUN/export/policy.pt|.onnx).")] = None,
     json_out: JsonOpt = False,

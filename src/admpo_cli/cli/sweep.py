@@ -60,7 +60,7 @@ def sweep(
         "runs/study"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Local runs at once (each gets cores/jobs threads).")] = 1,
     ray: Annotated[str | None, typer.Option("--ray", help="'local': start a Ray cluster on this machine for the "
-                                                          "sweep (pip install 'admpo[ray]').")] = None,
+                                                          "sweep (pip install 'admpo\\[ray]').")] = None,
     ray_address: Annotated[str | None, typer.Option(
         "--ray-address", help="Run on an existing Ray cluster: auto | HOST:PORT.")] = None,
     cpus_per_run: Annotated[float, typer.Option(help="Ray: CPUs a run asks for (its torch threads).")] = 1.0,
