@@ -23,18 +23,20 @@ from .. import registry
 from ..agents import make_agent
 from ..config import Config
 from ..data.dataset import Transitions, rollout_starts
+from ..data.scores import run_reference
 from ..envs.specs import action_scale, spec_for
 from ..envs.termination import termination_fn
 from ..files import append_csv, truncate_csv_after
 from ..models.factory import build_model
 from ..models.fit import fit
 from ..rundir import RunDir
+from . import fine_tune
 from .buffers import KEYS, RingBuffer
 from .model_buffer import RolloutSettings, mixed_batch, resize_model_buffer, rollout_into_buffer, write_last_rollout
 from .plumbing import evaluate, finish, write_policy
 from .real_env import RealData, Simulator
 from .summary import read_rows
-from .training_run import Hooks, TrainingRun
+from .training_run import LOSSES, Hooks, TrainingRun
 
 PHASES = ("env", "fit", "rollout", "sac", "eval")
 
@@ -52,6 +54,7 @@ class OnlineState:
 
     env_steps: int = 0  # warm-up included
     updates: int = 0
+    carried: list = field(default_factory=list)  # what a fine-tuned run took over from its source run
     # seconds spent in each phase so far (metrics.csv has them; the benchmark reads them)
     phase_s: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
@@ -161,18 +164,25 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     agent = make_agent(spec.obs_dim, spec.act_dim, cfg.agent, device, action_scale=action_scale(sim.env.action_space),
                        total_actor_updates=math.ceil(total * t.utd / cfg.agent.actor_update_every)
                        * cfg.agent.actor_steps)
-    real = RealData(warmup + total, spec.obs_dim, spec.act_dim, device)  # D_env
+    source = fine_tune.open_source(t.init_from) if t.init_from else None  # train-on --init-from RUN
+    if source is not None:
+        fine_tune.check_compatible(source, cfg, spec)
+    kept = data if source is not None and t.init_dataset == "keep" else None  # the source's dataset starts D_env
+    real = RealData(warmup + total + (len(kept) if kept is not None else 0), spec.obs_dim, spec.act_dim, device)
     dyn = LearnedDynamics(cfg, spec.obs_dim, spec.act_dim, device)  # the model and D_model
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.run.seed)
     model_based = _model_based(cfg)
     parts = {"agent": agent, "real": real, "env": sim, **({"dynamics": dyn} if model_based else {})}
     tr = TrainingRun(cfg, run, OnlineState(), parts, gen, total, "env_steps", hooks, agent)
-    state = tr.start(lambda s: s.env_steps - warmup)
+    # metrics rows are kept up to the checkpoint's step (a fine-tuned run's step-0 row once it has started)
+    state = tr.start(lambda s: max(s.env_steps - warmup, 0) if s.carried else s.env_steps - warmup)
     refits = run.file("diagnostics", "refits.csv")  # a row per re-fit; rows after the checkpoint are redone
     truncate_csv_after(refits, "env_steps", state.env_steps - warmup - 1)
     if state.env_steps == 0:
         sim.reset()
+    if source is not None and not state.carried:
+        _start_from(source, cfg, tr, agent, dyn, real, kept, state, device)
     clock = PhaseClock(state.phase_s)
     try:
         with tr.running() as stop_requested:
@@ -192,7 +202,8 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                     clock.lap("rollout")
                 # Algorithm 2: act in the environment (uniformly at random during warm-up), add to D_env
                 obs = sim.obs
-                a = _random_action(spec.act_dim, gen, device) if it < 0 else \
+                # (a fine-tuned run's warm-up acts with the policy it carried over)
+                a = _random_action(spec.act_dim, gen, device) if it < 0 and source is None else \
                     agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
                 nxt, r, terminal, truncated = sim.step(a)
                 real.add(obs, a, r, nxt, terminal, truncated and not terminal)
@@ -213,6 +224,24 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     return _summary(cfg, run, agent, dyn, state)
 
 
+def _start_from(source, cfg: Config, tr: TrainingRun, agent, dyn: LearnedDynamics, real: RealData,
+                kept: Transitions | None, state: OnlineState, device: torch.device) -> None:
+    """A fine-tuned run's start (algos/fine_tune.py): the source's policy, critics and temperature into the agent,
+    its model into the model side, its dataset into D_env; then the carried policy evaluated as the source's last
+    evaluation was (the step-0 metrics row) and a checkpoint."""
+    spec = spec_for(cfg.data)
+    state.carried = fine_tune.carry_agent(source, agent, cfg)
+    if _model_based(cfg) and source.model_file is not None:
+        dyn.model = fine_tune.carry_model(source, spec, device)
+        state.carried.append("model")
+    if kept is not None:
+        real.extend(kept)
+        state.carried.append(f"dataset ({len(kept)} transitions)")
+    first = fine_tune.first_evaluation(source, lambda o: agent.act(o, deterministic=True), spec,
+                                       run_reference(cfg, tr.run), device)
+    _evaluate_and_checkpoint(cfg, tr, agent, None, dyn, state, 0, device, evaluation=first)
+
+
 def _model_based(cfg: Config) -> bool:
     return registry.algorithm(cfg.train.algo).model is not None
 
@@ -230,15 +259,17 @@ def _sac_update(cfg: Config, agent, real: RealData, model_buf: RingBuffer, state
     state.updates += 1
 
 
-def _evaluate_and_checkpoint(cfg: Config, tr: TrainingRun, agent, sim: Simulator, dyn: LearnedDynamics,
-                             state: OnlineState, step: int, device: torch.device) -> None:
-    """Losses (divergence guard), deterministic episodes on a separate env, a metrics.csv row, a checkpoint."""
-    losses = tr.losses(f"env step {step}")
+def _evaluate_and_checkpoint(cfg: Config, tr: TrainingRun, agent, sim: Simulator | None, dyn: LearnedDynamics,
+                             state: OnlineState, step: int, device: torch.device,
+                             evaluation: dict | None = None) -> None:
+    """Losses (divergence guard), deterministic episodes on a separate env, a metrics.csv row, a checkpoint.
+    `evaluation`: one made elsewhere (a fine-tuned run's step 0, before any update: no losses yet)."""
+    losses = tr.losses(f"env step {step}") if state.updates else dict.fromkeys(LOSSES, "")
     ups = tr.rate()  # updates/s since the last evaluation (this evaluation not included)
     row = {"env_steps": step, "updates": state.updates,
-           **evaluate(cfg, tr.run, lambda o: agent.act(o, deterministic=True), step, device),
+           **(evaluation or evaluate(cfg, tr.run, lambda o: agent.act(o, deterministic=True), step, device)),
            **losses, "alpha": float(agent.alpha),
-           "train_return": float(np.mean(sim.returns)) if sim.returns else "",
+           "train_return": float(np.mean(sim.returns)) if sim is not None and sim.returns else "",
            "model_holdout_mse": dyn.last_fit.get("model_holdout_mse", ""),
            "model_fit_s": dyn.last_fit.get("model_fit_s", ""),
            "rollout_length": dyn.last_rollout.get("rollout_length", ""),
@@ -266,5 +297,7 @@ def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: Onlin
         "model_k_sampling": cfg.model.k_sampling if model_based else None,
         "log_std_bound": cfg.agent.log_std_bound,
         "return_curve": [(int(r["env_steps"]), float(r["return_mean"])) for r in rows],
+        **({"init_from": fine_tune.record(fine_tune.open_source(t.init_from), state.carried, cfg)}
+           if t.init_from else {}),
         **({"published_setting": spec.published_for(cfg.data.task)} if spec.published_for else {}),
     })

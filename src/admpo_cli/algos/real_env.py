@@ -39,6 +39,22 @@ class RealData:
                          "next_obs": torch.as_tensor(next_obs, device=dev)[None],
                          "done": torch.tensor([float(terminal)], device=dev)})
 
+    def extend(self, data: Transitions) -> None:
+        """Every transition of a dataset, in order (a fine-tuned run's D_env starts with its source's data); its
+        last transition ends an episode, so no model window joins it to the first online one."""
+        i, n = self.n, len(data)
+        self.obs[i:i + n], self.act[i:i + n] = data.observations, data.actions
+        self.rew[i:i + n], self.next_obs[i:i + n] = data.rewards, data.next_observations
+        self.terminal[i:i + n], self.timeout[i:i + n] = data.terminals, data.timeouts
+        self.timeout[i + n - 1] |= not self.terminal[i + n - 1]
+        self.n += n
+        dev = self.buffer.device
+        self.buffer.add({"obs": torch.as_tensor(self.obs[i:i + n], device=dev),
+                         "act": torch.as_tensor(self.act[i:i + n], device=dev),
+                         "rew": torch.as_tensor(self.rew[i:i + n], device=dev),
+                         "next_obs": torch.as_tensor(self.next_obs[i:i + n], device=dev),
+                         "done": torch.as_tensor(self.terminal[i:i + n], device=dev).float()})
+
     def transitions(self) -> Transitions:
         n = self.n
         return Transitions(self.obs[:n], self.act[:n], self.rew[:n], self.next_obs[:n], self.terminal[:n],

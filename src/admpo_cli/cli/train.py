@@ -102,6 +102,12 @@ def train_on(
         help="Override train.total_steps (learning env steps, after the warm-up).")] = None,
     force: Annotated[bool, typer.Option(
         help="Start over: even if the run finished, has a checkpoint or was made with other settings.")] = False,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", help="Fine-tune: start from a finished train-off or train-bc run (its policy; a SAC run's "
+                            "critics and temperature; its dynamics model, re-fitted from there; its dataset).")] = None,
+    keep_dataset: Annotated[bool, typer.Option(
+        "--keep-dataset/--drop-dataset", help="With --init-from: the source run's dataset starts D_env, or not.")
+    ] = True,
     logger: LoggerOpt = "csv", json_out: JsonOpt = False,
 ) -> None:
     """ADMPO-ON (Algorithm 2): act, re-fit ADM, roll out from real histories, SAC on real + imagined data.
@@ -109,10 +115,15 @@ def train_on(
     The paper presets run the published protocol at full cost (a GPU's work); --budget cpu is the named
     reduced budget that makes them affordable on a CPU, and says so wherever the run is shown. --algo mbpo
     runs MBPO as its authors' code does (jannerm/mbpo); --algo sac is CleanRL's SAC at UTD 1. The warm-up
-    comes first and is not counted: evaluations every eval.every learning env steps go to metrics.csv."""
+    comes first and is not counted: evaluations every eval.every learning env steps go to metrics.csv.
+    --init-from RUN fine-tunes an offline run: its first metrics row (env step 0) evaluates the carried policy as
+    the source's last evaluation did, and its warm-up acts with that policy."""
+    from ..stages.train import fine_tune_settings
+
     cfg, rd, dev = setup(preset, config, set_, run, None, seed, device,
-                         {"train.algo": algo, "train.total_steps": steps}, force=force, command="train-on",
-                         budget=budget)
+                         {"train.algo": algo, "train.total_steps": steps,
+                          **fine_tune_settings(str(init_from) if init_from else None, keep_dataset)},
+                         force=force, command="train-on", budget=budget)
     _train(cfg, rd, dev, force, logger, json_out)
 
 

@@ -217,6 +217,10 @@ class TrainConfig(Extended):
     # equal time its hold-out MSE was half from_scratch's, benchmarks/bench_online.py).
     model_refit: Literal["warm_start", "from_scratch"] = "from_scratch"
     model_retain_rollouts: int = 4
+    # Online fine-tuning (train-on --init-from RUN): a finished train-off or train-bc run whose policy (and
+    # critics, temperature, dynamics model) the run starts from, and whether its dataset starts D_env.
+    init_from: str = ""
+    init_dataset: Literal["keep", "drop"] = "keep"
     # Roll-out length schedule [x, y, a, b]: x -> y over learning env steps a -> b (counted after warm-up).
     rollout_schedule: tuple[float, ...] = (1.0, 15.0, 0.0, 50000.0)
     # The algorithm's own keys that were set (Extended).

@@ -90,6 +90,28 @@ def plot_learning_curves(curves: dict[str, list[pd.DataFrame]], path: Path, titl
     _save(fig, path)
 
 
+def plot_fine_tuning(runs: list[dict], path: Path, title: str) -> None:
+    """Offline -> online as one curve per run: the source run's evaluations (left panel, its epochs or steps),
+    then the fine-tuned run's (right panel, env steps; its step 0 is the source's last evaluation repeated).
+    runs: {"label", "offline": [(x, return)], "offline_x": "epoch" | "step", "online": [(env_steps, return)]}."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 4.0), sharey=True, gridspec_kw={"wspace": 0.04})
+    for i, run in enumerate(runs):
+        color = f"C{i % 10}"
+        ox, oy = zip(*run["offline"], strict=True) if run["offline"] else ((), ())
+        nx, ny = zip(*run["online"], strict=True) if run["online"] else ((), ())
+        left.plot(ox, oy, color=color, marker="o", ms=3)
+        right.plot(nx, ny, color=color, marker="o", ms=3, label=run["label"])
+    left.set_xlabel(f"offline ({runs[0]['offline_x']}s)" if runs else "offline")
+    left.set_ylabel("return")
+    right.set_xlabel("online (environment steps)")
+    right.axvline(0, color="k", lw=0.8, ls=":")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
 def plot_grid(df: pd.DataFrame, key: str, path: Path, ylabel: str) -> None:
     """Final score vs one swept setting (the paper's Figure 6: score vs m), a panel per task, a line per
     variant: mean ± std over seeds, each seed a dot. df: task, variant, value (of the key), seed, score."""

@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..evaluate.plots import plot_diagnostics, plot_grid, plot_learning_curves, plot_profiles
+from ..evaluate.plots import (
+    plot_diagnostics,
+    plot_fine_tuning,
+    plot_grid,
+    plot_learning_curves,
+    plot_profiles,
+)
 from ..files import atomic_write_bytes, atomic_write_text
 from .collect_runs import RunRecord, find_runs, read_run, study_points
 from .html import Figure, document
@@ -117,6 +123,7 @@ def _figures(records: list[RunRecord], complete: list[RunRecord], final_scores: 
                        "seeds, band ± standard error. Higher is better.")
         figures.append(Figure(f"Learning curves, {task}", p, caption))
     figures += _diagnostics(records, out)
+    figures += _fine_tuning(complete, out)
     for r in records:
         for kind in ("compounding", "uncertainty"):
             src = r.files.get(f"{kind}.png")
@@ -148,6 +155,35 @@ def _diagnostics(records: list[RunRecord], out: Path) -> list[Figure]:
                                   "return can support is over-estimation on imagined data); the imagined reward "
                                   "against the penalty β·U; the share of imagined rows that terminated; the model's "
                                   "hold-out error (online: at each re-fit) and the model buffer."))
+    return figures
+
+
+def _short(label: str) -> str:
+    """A label without its budget or modified keys (the runs table has them), for a figure's legend."""
+    return str(label).split(" (")[0]
+
+
+def _fine_tuning(records: list[RunRecord], out: Path) -> list[Figure]:
+    """Runs fine-tuned from an offline run (train-on --init-from): the source's curve, then the online one."""
+    by_task: dict[str, list[dict]] = {}
+    for r in records:
+        src = (r.summary or {}).get("init_from")
+        if not src or r.metrics is None:
+            continue
+        online = list(zip(r.metrics["env_steps"].astype(int), r.metrics["return_mean"].astype(float), strict=True))
+        by_task.setdefault(r.task, []).append({
+            "label": f"{_short(src.get('label') or src.get('algo'))} → {_short(r.label)}, seed {r.seed}",
+            "offline": [tuple(p) for p in src.get("return_curve", [])], "offline_x": src.get("x", "epoch"),
+            "online": online})
+    figures = []
+    for task, runs in sorted(by_task.items()):
+        p = out / f"fine-tuning-{task}.png"
+        plot_fine_tuning(runs, p, f"{task}: offline training, then online fine-tuning")
+        figures.append(Figure(f"Offline -> online, {task}", p,
+                              "Return of the deterministic policy during offline training (left) and then online "
+                              "fine-tuning from it (right, environment steps; step 0 repeats the offline run's last "
+                              "evaluation with its seeds). Higher is better; a drop right after 0 is the usual "
+                              "offline-to-online dip."))
     return figures
 
 

@@ -18,6 +18,11 @@ def start_run(cfg: Config, path: Path | str | None = None, force: bool = False) 
     the same settings (`force`: whatever it holds); every random stream seeded from run.seed; the device picked
     (run.device: auto takes CUDA where there is one)."""
     keep_heap_memory()
+    if cfg.train.init_from:  # a fine-tuned run's source is checked before its directory exists
+        from ..algos import fine_tune
+        from ..envs.specs import spec_for
+
+        fine_tune.check_compatible(fine_tune.open_source(cfg.train.init_from), cfg, spec_for(cfg.data))
     rd = RunDir.create_or_open(Path(path) if path is not None else Path(cfg.run.root) / run_name(cfg), cfg, force)
     seed_everything(cfg.run.seed)
     return rd, pick_device(cfg.run.device)

@@ -13,6 +13,7 @@ import torch
 from .. import registry
 from ..algos.training_run import Hooks
 from ..config import Config
+from ..data.load import load_dataset
 from ..events import SILENT, Progress, log
 from ..rundir import RunDir
 from .fit import dataset_for_run, model_for_training
@@ -58,6 +59,8 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
             data = dataset_for_run(cfg, run, progress)
             if spec.model is not None:
                 model = model_for_training(cfg, run, device, cfg.model.kind, data, force, progress)[0]
+        elif cfg.train.init_from and cfg.train.init_dataset == "keep":  # fine-tuning: the source's dataset
+            data = load_dataset(RunDir.open(cfg.train.init_from).config())[0]
         unit = "env steps" if online else "updates"
         with progress.task(f"{algo} {cfg.data.task} ({unit})") as bar:
 
@@ -83,3 +86,15 @@ def train_stage(cfg: Config, run: RunDir, device: torch.device, force: bool = Fa
 
             result.summary = spec.train(cfg, run, device, data, model, Hooks(on_start, on_progress))
     return result
+
+
+def fine_tune_settings(init_from: str | None, keep_dataset: bool) -> dict:
+    """The settings `train-on --init-from RUN` adds: the source run, whether its dataset starts D_env, and the
+    architecture keys the source's policy and model need (algos/fine_tune.py); {} without --init-from."""
+    if not init_from:
+        return {}
+    from ..algos import fine_tune
+
+    source = fine_tune.open_source(init_from)
+    return {"train.init_from": str(source.path), "train.init_dataset": "keep" if keep_dataset else "drop",
+            **fine_tune.adopted_settings(source)}
