@@ -161,13 +161,8 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     t, spec = cfg.train, spec_for(cfg.data)
     total, warmup = t.total_steps, t.warmup_steps  # learning steps; random steps before them, not counted
     sim = Simulator(spec, cfg.run.seed, cfg.eval.max_episode_steps)
-    agent = make_agent(spec.obs_dim, spec.act_dim, cfg.agent, device, action_scale=action_scale(sim.env.action_space),
-                       total_actor_updates=math.ceil(total * t.utd / cfg.agent.actor_update_every)
-                       * cfg.agent.actor_steps)
-    source = fine_tune.open_source(t.init_from) if t.init_from else None  # train-on --init-from RUN
-    if source is not None:
-        fine_tune.check_compatible(source, cfg, spec)
-    kept = data if source is not None and t.init_dataset == "keep" else None  # the source's dataset starts D_env
+    agent = _make_agent(cfg, spec, sim, device)
+    source, kept = _fine_tuning_source(cfg, spec, data)  # train-on --init-from RUN: the run and the data it gives
     real = RealData(warmup + total + (len(kept) if kept is not None else 0), spec.obs_dim, spec.act_dim, device)
     dyn = LearnedDynamics(cfg, spec.obs_dim, spec.act_dim, device)  # the model and D_model
     gen = torch.Generator(device=device)
@@ -202,9 +197,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
                     clock.lap("rollout")
                 # Algorithm 2: act in the environment (uniformly at random during warm-up), add to D_env
                 obs = sim.obs
-                # (a fine-tuned run's warm-up acts with the policy it carried over)
-                a = _random_action(spec.act_dim, gen, device) if it < 0 and source is None else \
-                    agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
+                a = _act(agent, obs, it < 0 and source is None, spec.act_dim, gen, device)
                 nxt, r, terminal, truncated = sim.step(a)
                 real.add(obs, a, r, nxt, terminal, truncated and not terminal)
                 state.env_steps += 1
@@ -222,6 +215,31 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
     write_policy(cfg, run, agent.actor, spec.obs_dim, spec.act_dim)
     write_last_rollout(run.file("diagnostics", "last_rollout.npz"), dyn.last_rollout)
     return _summary(cfg, run, agent, dyn, state)
+
+
+def _make_agent(cfg: Config, spec, sim: Simulator, device: torch.device):
+    t = cfg.train
+    return make_agent(spec.obs_dim, spec.act_dim, cfg.agent, device, action_scale=action_scale(sim.env.action_space),
+                      total_actor_updates=math.ceil(t.total_steps * t.utd / cfg.agent.actor_update_every)
+                      * cfg.agent.actor_steps)
+
+
+def _fine_tuning_source(cfg: Config, spec, data: Transitions | None):
+    """The run a fine-tuned run starts from (none without --init-from) and the dataset that starts its D_env
+    (the source's, which the training stage loaded, unless train.init_dataset is drop)."""
+    if not cfg.train.init_from:
+        return None, None
+    source = fine_tune.open_source(cfg.train.init_from)
+    fine_tune.check_compatible(source, cfg, spec)
+    return source, data if cfg.train.init_dataset == "keep" else None
+
+
+def _act(agent, obs: np.ndarray, random: bool, act_dim: int, gen: torch.Generator, device: torch.device):
+    """Uniformly random during warm-up (a fine-tuned run's warm-up acts with the policy it carried over), else
+    the stochastic policy."""
+    if random:
+        return _random_action(act_dim, gen, device)
+    return agent.act(torch.as_tensor(obs, device=device)[None])[0].cpu().numpy()
 
 
 def _start_from(source, cfg: Config, tr: TrainingRun, agent, dyn: LearnedDynamics, real: RealData,

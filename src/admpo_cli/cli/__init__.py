@@ -5,7 +5,7 @@ print a summary. The only package that prints. One module per command group:
 - models.py   fit-model, eval-compounding/-uncertainty
 - train.py    train-off, train-on, train-bc, resume  - report.py  report
 - sweep.py    sweep (local pool or Ray)           - policy.py  eval-policy, export
-- plugins.py  conformance, new-plugin
+- plugins.py  conformance, new-plugin          - tune.py    tune (Optuna over the sweep's executors)
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import typer
 
 from .. import __version__
 from ..errors import UserError
-from . import data, info, models, plugins, policy, report, study, sweep, train  # noqa: F401  (the commands register on the app)
+from . import data, info, models, plugins, policy, report, study, sweep, train, tune  # noqa: F401  (the commands register on the app)
 from .app import app
 from .ui import console, err_console
 

@@ -112,6 +112,35 @@ def plot_fine_tuning(runs: list[dict], path: Path, title: str) -> None:
     _save(fig, path)
 
 
+def plot_tune_history(trials: pd.DataFrame, path: Path, objective: str) -> None:
+    """A search's objective per trial (pruned ones hollow, at their last reported value) and the best so far."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    t = trials.sort_values("number")
+    done, pruned = t[t["state"] == "COMPLETE"], t[t["state"] == "PRUNED"]
+    ax.scatter(done["number"], done["value"], color="C0", label="finished", zorder=3)
+    if len(pruned):
+        ax.scatter(pruned["number"], pruned["value"], facecolors="none", edgecolors="C1", label="pruned", zorder=3)
+    best = done["value"].cummax()
+    ax.step(done["number"], best, where="post", color="C2", label="best so far")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_importances(importances: dict[str, float], path: Path) -> None:
+    """Horizontal bars: each parameter's share of the objective's variance."""
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(names)))
+    ax.barh(names, [importances[n] for n in names], color="C0")
+    ax.set_xlabel("importance (share of variance)")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3, axis="x")
+    _save(fig, path)
+
+
 def plot_grid(df: pd.DataFrame, key: str, path: Path, ylabel: str) -> None:
     """Final score vs one swept setting (the paper's Figure 6: score vs m), a panel per task, a line per
     variant: mean ± std over seeds, each seed a dot. df: task, variant, value (of the key), seed, score."""

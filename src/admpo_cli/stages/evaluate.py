@@ -139,3 +139,21 @@ def _uncertainty(cfg: Config, run: RunDir, device: torch.device, n_starts: int, 
     plot_uncertainty(df, run.file("uncertainty.png"), f"uncertainty vs model error, {cfg.data.task}",
                      {k: quantifiers(k)[0] for k in kinds})
     return result
+
+
+def offline_value_stage(cfg: Config, run: RunDir, device: torch.device, horizon: int = 100,
+                        n_starts: int = 500) -> dict[str, Any]:
+    """The trained policy's return in the run's own fitted model from the dataset's start windows: a value
+    estimated from data only (evaluate/model_return.py), written to offline_value.json."""
+    from ..algos.policy_files import load_policy
+    from ..envs.specs import spec_for
+    from ..envs.termination import termination_fn
+    from ..evaluate.model_return import model_return
+
+    data = dataset_for_run(cfg, run)
+    model = require_model(run, cfg.model.kind, cfg, data.obs_dim, data.act_dim)[0].to(device).eval()
+    actor = load_policy(run.file("policy", "actor.pt"), data.obs_dim)[0].to(device)
+    value = model_return(model, lambda o: actor(o, deterministic=True, with_logp=False)[0], data,
+                         termination_fn(spec_for(cfg.data)), horizon, n_starts, seed=cfg.run.seed, device=device)
+    atomic_write_json(run.file("offline_value.json"), {**value, "model": cfg.model.kind})
+    return value

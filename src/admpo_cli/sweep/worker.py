@@ -33,10 +33,22 @@ def run_one(spec: dict, threads: int, cwd: str, lock: str) -> dict:
             cfg = from_dict(spec["config"])
             rd, device = start_run(cfg, path)
             handler = _log_to(path / "log.txt")
-            res = train_stage(cfg, rd, device)
+            trial = spec.get("trial") or {}  # a tuning trial (sweep/tune.py): prune, then the offline criterion
+            pruned: list[int] = []
+            watch = _pruning_watch(trial, pruned) if trial.get("prune") else None
+            res = train_stage(cfg, rd, device, watch=watch)
             (path / ERROR).unlink(missing_ok=True)
             s = res.summary
-            return {"state": "done", "final": {k: s.get(k) for k in ("final_score", "final_return", "label")}}
+            if pruned:  # kept in the run, so a search that stops before it hears of this still knows
+                atomic_write_text(path / "pruned.txt", f"pruned at step {pruned[0]} (median pruner)\n")
+            out = {"state": "done", "final": {k: s.get(k) for k in ("final_score", "final_return", "label")},
+                   "pruned": (path / "pruned.txt").exists()}
+            if trial.get("offline_value"):
+                from ..stages.evaluate import offline_value_stage
+
+                out["model_return"] = offline_value_stage(cfg, rd, device, trial["ope_horizon"],
+                                                          trial["ope_starts"])["model_return"]
+            return out
         except KeyboardInterrupt:
             return {"state": "interrupted", "error": "interrupted (the checkpoint was saved)"}
         except UserError as e:
@@ -48,6 +60,29 @@ def run_one(spec: dict, threads: int, cwd: str, lock: str) -> dict:
             if handler is not None:
                 logging.getLogger("admpo").removeHandler(handler)
                 handler.close()
+
+
+def _pruning_watch(trial: dict, pruned: list[int]):
+    """Report each evaluation's score to the trial in the study's storage; end the run normally (a checkpoint,
+    the policy, a summary) when the pruner says its curve has fallen behind."""
+    import optuna
+
+    from ..algos.training_run import StopTraining
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    handle = optuna.trial.Trial(optuna.load_study(study_name=trial["study"], storage=trial["storage"]),
+                                trial["trial_id"])
+
+    def watch(step: int, row: dict) -> None:
+        value = row.get(trial["metric"])
+        if value in (None, ""):
+            return
+        handle.report(float(value), step)
+        if handle.should_prune():
+            pruned.append(step)
+            raise StopTraining(f"pruned at step {step} (median pruner)")
+
+    return watch
 
 
 def _failed(path: Path, line: str, text: str) -> dict:
