@@ -19,7 +19,9 @@ it only. This module is torch-free: the specs hold callables, which the modules 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -167,6 +169,13 @@ class FormatSpec:
     description: str = ""
 
 
+@functools.lru_cache(maxsize=64)
+def _entry_points(group: str, path: tuple[str, ...]) -> tuple:
+    """A group's entry points, read once per import path (reading every distribution's metadata took ~30 ms a
+    call, and resolving one config asked ~20 times: 80 % of `resolve`'s time)."""
+    return tuple(metadata.entry_points(group=group))
+
+
 class Registry:
     """Names -> specs, from a built-in table and an entry-point group; modules load on first use."""
 
@@ -179,7 +188,7 @@ class Registry:
     def _targets(self) -> dict[str, tuple[str, str]]:
         """name -> (module:attr, where it comes from), built-ins first; a plugin cannot replace a built-in."""
         out = {name: (target, "admpo (built-in)") for name, target in self.builtin.items()}
-        for ep in metadata.entry_points(group=self.group):
+        for ep in _entry_points(self.group, tuple(sys.path)):
             if ep.name in out:
                 continue
             dist = getattr(ep, "dist", None)
