@@ -86,3 +86,17 @@ def ray_cluster():
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """A headless Chromium for screenshot tests: required in CI (.ci/run installs it), skipped elsewhere."""
+    import shutil
+
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                   None)
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Chromium (.ci/run installs it)")
+        pytest.skip("no headless Chromium here (apt-get install chromium)")
+    return browser

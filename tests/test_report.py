@@ -104,20 +104,13 @@ def test_report_refuses_a_path_without_runs_and_writes_nothing(tmp_path, runs):
     assert not (tmp_path / "R").exists()
 
 
-def test_report_reads_as_a_document_in_a_real_headless_browser(runs, tmp_path):
+def test_report_reads_as_a_document_in_a_real_headless_browser(runs, tmp_path, chromium):
     """The page renders in Chromium (headless): a screenshot of it is a real picture, not a blank page."""
-    import os
-    import shutil
     import subprocess
 
     import matplotlib.image as mpimg
 
-    names = ("chromium", "chromium-browser", "google-chrome")
-    browser = next((shutil.which(b) for b in names if shutil.which(b)), None)
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Chromium (.ci/run installs it)")
-        pytest.skip("no headless Chromium here (apt-get install chromium)")
+    browser = chromium
     out = tmp_path / "rep"
     build_report([runs], out, paper=True)
     shot = tmp_path / "shot.png"
