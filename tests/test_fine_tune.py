@@ -61,8 +61,13 @@ def fine_tuned(sources, tmp_path, name, *extra):
     return tmp_path / "ft"
 
 
-def test_from_a_train_off_run_the_first_evaluation_is_its_last_and_everything_carries(sources, tmp_path):
-    ft = fine_tuned(sources, tmp_path, "off")
+@pytest.fixture(scope="module")
+def from_off(sources, tmp_path_factory):
+    return fine_tuned(sources, tmp_path_factory.mktemp("ft"), "off")
+
+
+def test_from_a_train_off_run_the_first_evaluation_is_its_last_and_everything_carries(sources, from_off):
+    ft = from_off
     first = pd.read_csv(ft / "metrics.csv").iloc[0]
     src = last_eval(sources / "off")
     # the same policy on the same evaluation episodes (the source's seed, position, episodes, length)
@@ -131,9 +136,8 @@ def test_a_fine_tuned_run_resumes_to_the_uninterrupted_result(sources, tmp_path)
     assert a["final_return"] == b["final_return"] and a["init_from"]["carried"] == b["init_from"]["carried"]
 
 
-def test_the_report_draws_offline_then_online_as_one_curve(sources, tmp_path):
-    ft = fine_tuned(sources, tmp_path, "off")
-    build_report([sources / "off", ft], tmp_path / "rep")
+def test_the_report_draws_offline_then_online_as_one_curve(sources, from_off, tmp_path):
+    build_report([sources / "off", from_off], tmp_path / "rep")
     assert (tmp_path / "rep" / "fine-tuning-quickstart-hopper-online.png").exists()
     assert "Offline -&gt; online" in (tmp_path / "rep" / "index.html").read_text() or \
         "Offline -> online" in (tmp_path / "rep" / "index.html").read_text()

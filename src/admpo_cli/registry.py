@@ -328,6 +328,17 @@ def dataset_format(name: str, where: str = "data.benchmark") -> FormatSpec:
     return FORMATS.get(name, where)
 
 
+def load_parts(cfg: Any) -> None:
+    """Every registered part a run uses, loaded before it starts: a plugin that cannot load fails in one line
+    before any data is collected or any model fitted (its penalty used to load at the first roll-out)."""
+    algo = algorithm(cfg.train.algo)
+    if algo.model is not None or cfg.train.setting == "offline":
+        model(cfg.model.kind)
+        penalty(uncertainty_for(cfg.model.kind, cfg.rollout.uncertainty))
+    if cfg.train.setting == "offline":
+        dataset_format(format_of(cfg.data))
+
+
 def variant_label(algo: str, model: str | None, uncertainty: str | None = None, published: bool = True,
                   setting: str = "offline", budget: str = "", modified: tuple[str, ...] | list[str] = ()) -> str:
     """Report label: the algorithm's, and an ablation named as one where the model or uncertainty is not the

@@ -43,8 +43,8 @@ def fit_model(
     eval-uncertainty) with the run's settings; the run's own model stays the one its config names."""
     from ..stages.fit import fit_model_stage
 
-    if model is not None and model not in MODELS.names():
-        registry.model(model, "--model")  # one line naming the registered models
+    if model is not None:  # unknown: one line naming the registered models; a plugin that cannot load: one line
+        registry.model(model, "--model")
     cfg, rd, dev = setup(preset, config, set_, run, dataset, seed, device, budget=budget)
     kind = model or cfg.model.kind
     summary = fit_model_stage(cfg, rd, dev, kind, progress=RichProgress())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .. import registry
 from ..config import Config, run_name
 from ..device import pick_device
 from ..process import keep_heap_memory, seed_everything
@@ -18,6 +19,7 @@ def start_run(cfg: Config, path: Path | str | None = None, force: bool = False) 
     the same settings (`force`: whatever it holds); every random stream seeded from run.seed; the device picked
     (run.device: auto takes CUDA where there is one)."""
     keep_heap_memory()
+    registry.load_parts(cfg)
     if cfg.train.init_from:  # a fine-tuned run's source is checked before its directory exists
         from ..algos import fine_tune
         from ..envs.specs import spec_for
