@@ -172,7 +172,8 @@ def _fine_tuning(records: list[RunRecord], out: Path) -> list[Figure]:
             continue
         online = list(zip(r.metrics["env_steps"].astype(int), r.metrics["return_mean"].astype(float), strict=True))
         by_task.setdefault(r.task, []).append({
-            "label": f"{_short(src.get('label') or src.get('algo'))} → {_short(r.label)}, seed {r.seed}",
+            "label": f"{_short(src.get('label') or src.get('algo'))} → {_short(r.label)} (dataset "
+                     f"{'kept' if src.get('dataset') == 'keep' else 'dropped'}), seed {r.seed}",
             "offline": [tuple(p) for p in src.get("return_curve", [])], "offline_x": src.get("x", "epoch"),
             "online": online})
     figures = []
