@@ -100,3 +100,21 @@ def chromium() -> str:
             pytest.fail("CI must have Chromium (.ci/run installs it)")
         pytest.skip("no headless Chromium here (apt-get install chromium)")
     return browser
+
+
+@pytest.fixture
+def wait_for():
+    """wait_for(condition, seconds, proc, what): poll until condition() holds; else kill proc and fail saying what
+    did not happen (the kill tests wait for a run to reach the point where they kill it)."""
+    import time
+
+    def wait(condition, seconds: float, proc, what: str) -> None:
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        proc.kill()
+        pytest.fail(f"{what} within {seconds:g} s")
+
+    return wait

@@ -106,7 +106,7 @@ def test_local_sweep_runs_skips_done_and_reports_with_rliable_aggregates(tmp_pat
 
 
 @pytest.mark.slow
-def test_killed_sweep_reruns_only_what_is_missing_with_the_same_results(tmp_path):
+def test_killed_sweep_reruns_only_what_is_missing_with_the_same_results(tmp_path, wait_for):
     """SIGKILL the sweep while its second run trains: the worker saves a checkpoint on the way out; the same
     command finishes the rest, the finished run untouched and the interrupted one equal to a run that was
     never interrupted."""
@@ -117,15 +117,9 @@ def test_killed_sweep_reruns_only_what_is_missing_with_the_same_results(tmp_path
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "ADMPO_QUIET": "1"})
     runs = lambda: sorted(p.parent for p in out.glob("quickstart-hopper/*/config.yaml"))  # noqa: E731
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        rs = runs()
-        if len(rs) >= 2 and (rs[0] / "summary.json").exists() and (rs[1] / "checkpoints" / "train.pt").exists():
-            break
-        time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("the sweep did not reach its second run")
+    second_started = lambda rs: (len(rs) >= 2 and (rs[0] / "summary.json").exists()  # noqa: E731
+                                 and (rs[1] / "checkpoints" / "train.pt").exists())
+    wait_for(lambda: second_started(runs()), 240, proc, "the sweep did not reach its second run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first, second = runs()[:2]

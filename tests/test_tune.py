@@ -90,20 +90,14 @@ def check_finished_search(out: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_a_search_killed_with_minus_9_continues_without_repeating_finished_trials(tmp_path):
+def test_a_search_killed_with_minus_9_continues_without_repeating_finished_trials(tmp_path, wait_for):
     out = tmp_path / "tune"
     args = base_args(tmp_path, out, "--jobs", "2")
     proc = subprocess.Popen([ADMPO, "tune", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "ADMPO_QUIET": "1"})
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        st = states(out) if (out / "study.db").exists() else {}
-        if sum(v in ("COMPLETE", "PRUNED") for v in st.values()) >= 3:
-            break
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("the search did not finish 3 trials")
+    finished_trials = lambda: sum(v in ("COMPLETE", "PRUNED") for v in  # noqa: E731
+                                  (states(out) if (out / "study.db").exists() else {}).values())
+    wait_for(lambda: finished_trials() >= 3, 300, proc, "the search did not finish 3 trials")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = states(out)
