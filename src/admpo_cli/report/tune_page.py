@@ -57,9 +57,10 @@ def write_tune_page(out: Path, trials: pd.DataFrame, importances: dict[str, floa
              f"{html.escape('; '.join(header['space']))}. Storage: study.db (SQLite).</p>"]
     if header.get("best"):
         b = header["best"]
+        command = header.get("command", "train-off")  # train-off, or train-on for an online preset
         parts.append(f"<h2>Best configuration</h2><p>trial {b['number']}, {html.escape(header['objective'])} "
                      f"{b['value']:.4g}: <code>{html.escape(', '.join(f'{k}={v}' for k, v in b['params'].items()))}"
-                     "</code> — written to <code>best.yaml</code> (<code>admpo train-off --preset "
+                     f"</code> — written to <code>best.yaml</code> (<code>admpo {command} --preset "
                      f"{html.escape(header['preset'])} --config best.yaml</code>).</p>")
     parts.append(_img(out / "history.png", "optimisation history",
                       "<strong>Optimisation history.</strong> Each trial's objective (pruned trials at their last "

@@ -239,7 +239,7 @@ def _finish(study, s: TuneSettings, out: Path, ran: int, resumed: int) -> TuneRe
     atomic_write_json(out / "importances.json", importances)
     header = {"preset": s.preset, "algo": s.algo, "trials": s.trials, "sampler_seed": s.sampler_seed,
               "prune": _prunes(s), "objective": OBJECTIVES[s.select], "space": [p.describe() for p in s.space],
-              "best": best}
+              "best": best, "command": trial_spec_preview(s, out).command}
     agreement = write_tune_page(out, trials, importances, header)
     atomic_write_json(out / "tune.json", {**header, "criterion_agreement": agreement, "settings": s.identity()})
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
