@@ -51,7 +51,7 @@ def tune(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
 
 def base_args(tmp_path: Path, out: Path, *extra: str) -> list[str]:
     sets = [*TINY, f"data.data_dir={tmp_path / 'data'}"]
-    return ["--preset", "quickstart-hopper", *SPACE, "--trials", "8", "--out", str(out),
+    return ["--preset", "quickstart-hopper", *SPACE, "--trials", "8", "--out", str(out), "--fqe-steps", "100",
             *(x for s in sets for x in ("--set", s)), *extra]
 
 
@@ -75,13 +75,15 @@ def check_finished_search(out: Path) -> pd.DataFrame:
     assert cfg.rollout.horizon == best["params"]["rollout.horizon"] and doc["model"]["hidden"] == 16
     done = trials[trials["state"] == "COMPLETE"]
     assert best["value"] == pytest.approx(done["value"].max())
-    # the offline criterion's rank correlation with the simulator, against scipy's
+    # each offline criterion's rank correlation with the simulator, against scipy's
     from scipy.stats import spearmanr
 
-    agree = json.loads((out / "tune.json").read_text())["criterion_agreement"]
-    both = done.dropna(subset=["model_return", "final_return"])
-    assert agree["n"] == len(both) >= 3
-    assert agree["spearman"] == pytest.approx(spearmanr(both["model_return"], both["final_return"])[0])
+    agreement = json.loads((out / "tune.json").read_text())["criterion_agreement"]
+    assert set(agreement) == {"model_return", "fqe_value"}
+    for col, agree in agreement.items():
+        both = done.dropna(subset=[col, "final_return"])
+        assert agree["n"] == len(both) >= 3
+        assert agree["spearman"] == pytest.approx(spearmanr(both[col], both["final_return"])[0])
     page = (out / "index.html").read_text()
     assert "Spearman" in page and "Optimisation history" in page and "Parameter importances" in page
     imp = json.loads((out / "importances.json").read_text())
@@ -131,6 +133,9 @@ def test_selection_on_the_offline_criterion_needs_a_model_and_turns_pruning_off(
     r = tune(["--preset", "quickstart-hopper", "--algo", "bc", *SPACE, "--select", "model-return", "--out",
               str(tmp_path / "t")], tmp_path, timeout=120)
     assert r.returncode == 2 and "needs an offline model-based algorithm" in r.stderr + r.stdout
+    r = tune(["--preset", "quickstart-hopper-online", *SPACE, "--select", "fqe", "--out", str(tmp_path / "t")],
+             tmp_path, timeout=120)
+    assert r.returncode == 2 and "online preset" in r.stderr + r.stdout
     r = tune(["--preset", "quickstart-hopper", "--param", "rollout.nope=1,2", "--out", str(tmp_path / "t")],
              tmp_path, timeout=120)
     assert r.returncode == 2 and "rollout.nope" in r.stderr + r.stdout and "Traceback" not in r.stderr

@@ -49,7 +49,8 @@ def tune(
     trials: Annotated[int, typer.Option("--trials", help="Trials in the study (asked so far included).")] = 20,
     select: Annotated[str, typer.Option(
         "--select", help="sim: the final normalised score in the simulator | model-return: the policy's return in "
-                         "its learned model from the dataset (no simulator: honest offline selection).")] = "sim",
+                         "its learned model from the dataset | fqe: fitted Q evaluation on the dataset (both without "
+                         "the simulator: honest offline selection).")] = "sim",
     seed: Annotated[int, typer.Option("--seed", help="Every trial's run seed.")] = 0,
     sampler_seed: Annotated[int, typer.Option("--sampler-seed", help="The TPE sampler's seed.")] = 0,
     prune: Annotated[bool, typer.Option(help="Median pruning on the evaluation curve (--select sim only).")] = True,
@@ -68,6 +69,7 @@ def tune(
     gpus_per_run: Annotated[float, typer.Option(help="Ray: GPUs a trial asks for.")] = 0.0,
     ope_horizon: Annotated[int, typer.Option(help="model-return: imagined steps per start.")] = 100,
     ope_starts: Annotated[int, typer.Option(help="model-return: dataset start windows.")] = 500,
+    fqe_steps: Annotated[int, typer.Option(help="fqe: Adam steps of fitted Q evaluation.")] = 5000,
 ) -> None:
     """Search a preset's settings with Optuna (TPE, median pruning), each trial a run under OUT/trials.
 
@@ -86,7 +88,7 @@ def tune(
         raise _bad("tune", "Optuna is not installed: pip install 'admpo[tune]'") from None
     s = TuneSettings(preset, algo, search_space(param, space), trials, select, seed, sampler_seed, prune,
                      list(set_ or []), str(config) if config else None, dataset, device, budget, ope_horizon,
-                     ope_starts)
+                     ope_starts, fqe_steps)
     check_settings(s)
     out = out.resolve()
     executor = _executor(ray, ray_address, cpus_per_run, gpus_per_run, jobs)
@@ -124,9 +126,9 @@ def _run(s, executor, out: Path, in_flight: int) -> None:
     if res.best:
         console.print(f"best: trial {res.best['number']}, {res.best['value']:.4g}: "
                       + ", ".join(f"{k}={v}" for k, v in res.best["params"].items()) + f" -> {out / 'best.yaml'}")
-    a = res.agreement
-    if a.get("spearman") is not None:
-        console.print(f"offline criterion vs simulator: Spearman {a['spearman']:.2f} over {a['n']} trials")
+    for col, a in res.agreement.items():
+        if a.get("spearman") is not None:
+            console.print(f"offline criterion {col} vs simulator: Spearman {a['spearman']:.2f} over {a['n']} trials")
     console.print(f"page: {out / 'index.html'}")
     if "FAIL" in states:
         for number, error in res.errors.items():

@@ -26,15 +26,24 @@ def spearman(a: pd.Series, b: pd.Series) -> float | None:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def criterion_agreement(trials: pd.DataFrame) -> dict:
-    """Over the finished (not pruned) trials: Spearman of the offline criterion (the policy's return in its
-    learned model) against the simulator's final return, and whether both pick the same best trial."""
+# the offline criteria a search records for every trial: column -> what it is
+CRITERIA = {"model_return": "each policy's return in its own learned model from the dataset's start windows",
+            "fqe_value": "each policy's value by fitted Q evaluation on the dataset"}
+
+
+def criterion_agreement(trials: pd.DataFrame) -> dict[str, dict]:
+    """For each offline criterion the trials recorded, over the finished (not pruned) trials: its Spearman
+    correlation with the simulator's final return, and whether both pick the same best trial."""
+    return {col: _agreement(trials, col) for col in CRITERIA if col in trials and trials[col].notna().any()}
+
+
+def _agreement(trials: pd.DataFrame, col: str) -> dict:
     done = trials[trials["state"] == "COMPLETE"]
-    if "model_return" not in done or done["model_return"].notna().sum() < 3:
-        return {"spearman": None, "n": int(done.get("model_return", pd.Series(dtype=float)).notna().sum())}
-    both = done.dropna(subset=["model_return", "final_return"])
-    return {"spearman": spearman(both["model_return"], both["final_return"]), "n": int(len(both)),
-            "best_by_criterion": int(both.loc[both["model_return"].idxmax(), "number"]),
+    both = done.dropna(subset=[col, "final_return"])
+    if len(both) < 3:
+        return {"spearman": None, "n": int(len(both))}
+    return {"spearman": spearman(both[col], both["final_return"]), "n": int(len(both)),
+            "best_by_criterion": int(both.loc[both[col].idxmax(), "number"]),
             "best_by_simulator": int(both.loc[both["final_return"].idxmax(), "number"])}
 
 
@@ -70,7 +79,9 @@ def write_tune_page(out: Path, trials: pd.DataFrame, importances: dict[str, floa
         parts.append(_img(out / "importances.png", "parameter importances",
                           "<strong>Parameter importances</strong> (Optuna's fANOVA over the finished trials): the "
                           "share of the objective's variance each parameter explains."))
-    parts.append("<h2>Is the offline criterion honest?</h2>" + _agreement_text(agree))
+    parts.append("<h2>Do the offline criteria rank the trials as the simulator does?</h2>"
+                 + "".join(_agreement_text(col, a) for col, a in agree.items())
+                 + ("" if agree else "<p>No offline criterion was recorded (an online preset).</p>"))
     shown = trials.drop(columns=[c for c in ("run",) if c in trials]).astype(object)
     shown = shown.map(lambda v: f"{v:.4g}" if isinstance(v, float) and v == v else v)  # 4 digits, not 1 decimal
     parts.append(table(shown, "every trial: its parameters, state, objective and both criteria"))
@@ -80,13 +91,13 @@ def write_tune_page(out: Path, trials: pd.DataFrame, importances: dict[str, floa
     return agree
 
 
-def _agreement_text(agree: dict) -> str:
+def _agreement_text(col: str, agree: dict) -> str:
+    what = CRITERIA[col]
     if agree.get("spearman") is None:
-        return (f"<p>Not enough finished trials with both figures ({agree.get('n', 0)}; 3 needed) to rank the "
-                "offline criterion against the simulator.</p>")
+        return (f"<p><code>{col}</code> ({what}): not enough finished trials with both figures "
+                f"({agree.get('n', 0)}; 3 needed) to rank it against the simulator.</p>")
     same = ("the same trial" if agree["best_by_criterion"] == agree["best_by_simulator"] else
             f"trial {agree['best_by_criterion']} where the simulator's best is trial {agree['best_by_simulator']}")
-    return (f"<p>The offline criterion — each policy's return in its own learned model from the dataset's start "
-            f"windows, no simulator — ranks the {agree['n']} finished trials with a Spearman correlation of "
-            f"<strong>{agree['spearman']:.2f}</strong> against their true final returns in the simulator "
-            f"(1: the same order); it picks {same}.</p>")
+    return (f"<p><code>{col}</code> — {what}, no simulator — ranks the {agree['n']} finished trials with a "
+            f"Spearman correlation of <strong>{agree['spearman']:.2f}</strong> against their true final returns in "
+            f"the simulator (1: the same order); it picks {same}.</p>")

@@ -157,3 +157,17 @@ def offline_value_stage(cfg: Config, run: RunDir, device: torch.device, horizon:
                          termination_fn(spec_for(cfg.data)), horizon, n_starts, seed=cfg.run.seed, device=device)
     atomic_write_json(run.file("offline_value.json"), {**value, "model": cfg.model.kind})
     return value
+
+
+def fqe_stage(cfg: Config, run: RunDir, device: torch.device, steps: int = 5000, gamma: float = 0.99) -> dict[str, Any]:
+    """The trained policy's value by fitted Q evaluation on the run's dataset (evaluate/fqe.py), written to
+    fqe.json: an offline criterion that needs no dynamics model (BC runs too)."""
+    from ..algos.policy_files import load_policy
+    from ..evaluate.fqe import fqe
+
+    data = dataset_for_run(cfg, run)
+    actor = load_policy(run.file("policy", "actor.pt"), data.obs_dim)[0].to(device)
+    value = fqe(lambda o: actor(o, deterministic=True, with_logp=False)[0], data, gamma, steps, seed=cfg.run.seed,
+                device=device)
+    atomic_write_json(run.file("fqe.json"), value)
+    return value

@@ -34,7 +34,9 @@ from .search_space import Param
 from .state import lock_path
 
 STUDY_NAME = "admpo-tune"
-OBJECTIVES = {"sim": "final normalised score (simulator)", "model-return": "return in the learned model (no simulator)"}
+OBJECTIVES = {"sim": "final normalised score (simulator)", "model-return": "return in the learned model (no simulator)",
+              "fqe": "fitted Q evaluation on the dataset (no simulator)"}
+CRITERIA = {"model-return": "model_return", "fqe": "fqe_value"}  # the offline criteria, as trials record them
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class TuneSettings:
     budget: str | None = None
     ope_horizon: int = 100
     ope_starts: int = 500
+    fqe_steps: int = 5000
 
     def identity(self) -> dict[str, Any]:
         """What a study is: a search started again with another identity is refused."""
@@ -72,6 +75,8 @@ def check_settings(s: TuneSettings) -> None:
     if s.select == "model-return" and (cfg.train.setting != "offline" or registry.algorithm(s.algo).model is None):
         raise UserError(f"--select model-return: needs an offline model-based algorithm (admpo, mopo); "
                         f"{s.algo} on {s.preset} is not one")
+    if s.select == "fqe" and cfg.train.setting != "offline":
+        raise UserError(f"--select fqe: evaluates a policy on an offline dataset; {s.preset} is an online preset")
 
 
 def _config(s: TuneSettings, params: dict[str, Any], root: Path):
@@ -120,6 +125,7 @@ def trial_spec(s: TuneSettings, out: Path, trial, storage: str) -> dict[str, Any
             "trial": {"storage": storage, "study": STUDY_NAME, "trial_id": trial._trial_id, "number": trial.number,
                       "prune": _prunes(s), "metric": "score_mean" if s.select == "sim" else "",
                       "offline_value": cfg.train.setting == "offline" and registry.algorithm(s.algo).model is not None,
+                      "fqe": cfg.train.setting == "offline", "fqe_steps": s.fqe_steps,
                       "ope_horizon": s.ope_horizon, "ope_starts": s.ope_starts}}
 
 
@@ -133,8 +139,8 @@ def trial_spec_preview(s: TuneSettings, out: Path):
 
 def objective(s: TuneSettings, result: dict) -> float | None:
     final = result.get("final") or {}
-    if s.select == "model-return":
-        return result.get("model_return")
+    if s.select in CRITERIA:
+        return result.get(CRITERIA[s.select])
     score = final.get("final_score")
     return score if isinstance(score, int | float) and math.isfinite(score) else final.get("final_return")
 
@@ -190,7 +196,7 @@ def _tell(study, s: TuneSettings, t, spec: dict, res: dict) -> int:
         return 0
     handle = optuna.trial.Trial(study, t._trial_id)
     final = res.get("final") or {}
-    for key in ("final_score", "final_return", "model_return"):
+    for key in ("final_score", "final_return", "model_return", "fqe_value"):
         value = res.get(key, final.get(key))
         if isinstance(value, int | float) and math.isfinite(value):
             handle.set_user_attr(key, float(value))
@@ -212,7 +218,7 @@ def trials_frame(study, out: Path) -> pd.DataFrame:
         value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
                                                      if t.intermediate_values else None)
         rows.append({"number": t.number, "state": t.state.name, **t.params, "value": value,
-                     **{k: t.user_attrs.get(k) for k in ("final_score", "final_return", "model_return")},
+                     **{k: t.user_attrs.get(k) for k in ("final_score", "final_return", "model_return", "fqe_value")},
                      "run": t.user_attrs.get("run", f"trial-{t.number:03d}")})
     return pd.DataFrame(rows)
 

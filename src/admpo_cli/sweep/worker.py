@@ -48,6 +48,10 @@ def run_one(spec: dict, threads: int, cwd: str, lock: str) -> dict:
 
                 out["model_return"] = offline_value_stage(cfg, rd, device, trial["ope_horizon"],
                                                           trial["ope_starts"])["model_return"]
+            if trial.get("fqe"):
+                from ..stages.evaluate import fqe_stage
+
+                out["fqe_value"] = fqe_stage(cfg, rd, device, trial["fqe_steps"])["fqe_value"]
             return out
         except KeyboardInterrupt:
             return {"state": "interrupted", "error": "interrupted (the checkpoint was saved)"}
