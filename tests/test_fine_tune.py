@@ -90,7 +90,7 @@ def test_the_agent_takes_the_source_runs_weights(sources):
     cfg = resolve("quickstart-hopper-online", None, ONLINE, flags)
     agent = make_agent(11, 3, cfg.agent, CPU)
     source = fine_tune.open_source(sources / "off")
-    fine_tune.carry_agent(source, agent, cfg)
+    fine_tune.carry_agent(source, agent)
     ck = torch.load(sources / "off" / "checkpoints" / "train.pt", weights_only=True)["parts"]["agent"]
     pol = torch.load(sources / "off" / "policy" / "actor.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(agent.actor.state_dict()[k], v) for k, v in pol.items())

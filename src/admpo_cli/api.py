@@ -77,11 +77,9 @@ class Run:
 
     def policy(self, deterministic: bool = True, device: torch.device | str = "cpu") -> Policy:
         """The trained actor as a function: observations (B, obs) -> actions (B, act) in [-1, 1]."""
-        from .algos.policy_files import load_policy
+        from .algos.policy_files import policy_fn
 
-        actor, _ = load_policy(self.path / "policy" / "actor.pt")
-        actor = actor.to(device)
-        return lambda o: actor(o, deterministic=deterministic, with_logp=False)[0]
+        return policy_fn(self.path / "policy" / "actor.pt", deterministic=deterministic, device=device)
 
     def env(self, kind: str | None = None, beta: float = 0.0, uncertainty: str = "auto",
             max_episode_steps: int = 1000, device: torch.device | str = "cpu") -> ModelEnv:

@@ -25,7 +25,7 @@ from .. import registry
 from ..config import Config, env_of
 from ..envs.specs import EnvSpec
 from ..errors import UserError
-from ..evaluate.policy import evaluation_row
+from ..evaluate.policy import evaluation_row, position_of
 from ..files import torch_load
 from ..models.factory import load_model
 from ..rundir import RunDir
@@ -41,7 +41,11 @@ class Source:
     cfg: Config
     summary: dict
     actor: dict  # policy/actor.pt's payload
-    last_eval: dict  # its last metrics.csv row
+    evals: list[dict]  # its metrics.csv rows with an evaluation
+
+    @property
+    def last_eval(self) -> dict:
+        return self.evals[-1]
 
     @property
     def model_file(self) -> Path | None:
@@ -73,7 +77,7 @@ def open_source(path: str | Path) -> Source:
     if not rows or not run.file("policy", "actor.pt").exists():
         raise UserError(f"--init-from {path}: no evaluated policy (policy/actor.pt, metrics.csv)")
     actor = torch_load(run.file("policy", "actor.pt"))
-    return Source(path, cfg, run.read_json("summary.json"), actor, rows[-1])
+    return Source(path, cfg, run.read_json("summary.json"), actor, rows)
 
 
 def adopted_settings(source: Source) -> dict[str, Any]:
@@ -98,7 +102,7 @@ def check_compatible(source: Source, cfg: Config, spec: EnvSpec) -> None:
                         f"and {source.actor['act_dim']}-dim actions; this env has {spec.obs_dim} and {spec.act_dim}")
 
 
-def carry_agent(source: Source, agent, cfg: Config) -> list[str]:
+def carry_agent(source: Source, agent) -> list[str]:
     """The source's actor (and an offline SAC run's critics, targets and temperature) into the fresh online
     agent; returns what was carried."""
     actor, _ = load_policy(source.path / "policy" / "actor.pt")
@@ -131,17 +135,15 @@ def carry_model(source: Source, spec: EnvSpec, device: torch.device):
 
 def first_evaluation(source: Source, act, spec: EnvSpec, reference, device: torch.device) -> dict:
     """The carried policy evaluated as the source's last evaluation was: its seed, position, episodes, length."""
-    e, row = source.cfg.eval, source.last_eval
-    # the loops' positions (evaluate.policy.evaluation_seed): BC's gradient step, the offline SAC epoch x 1009
-    position = int(float(row["step"])) if source.cfg.train.algo == "bc" else int(float(row["epoch"])) * 1009
-    return evaluation_row(act, spec, e.episodes, source.cfg.run.seed, position, reference, e.max_episode_steps,
-                          device)
+    e = source.cfg.eval
+    return evaluation_row(act, spec, e.episodes, source.cfg.run.seed, position_of(source.last_eval,
+                          source.cfg.train.algo), reference, e.max_episode_steps, device)
 
 
 def record(source: Source, carried: list[str], cfg: Config) -> dict[str, Any]:
     """What summary.json says of the start (the report draws the source's curve before the online one)."""
-    rows = [r for r in read_rows(source.path / "metrics.csv") if r.get("return_mean") not in (None, "")]
-    x = "epoch" if rows and rows[0].get("epoch") not in (None, "") else "step"
+    rows = source.evals
+    x = "epoch" if rows[0].get("epoch") not in (None, "") else "step"
     return {"path": str(source.path), "label": source.summary.get("label", source.cfg.train.algo),
             "algo": source.cfg.train.algo, "task": source.cfg.data.task, "carried": carried,
             "dataset": cfg.train.init_dataset, "x": x,

@@ -19,6 +19,7 @@ from ..data.dataset import Transitions, rollout_starts
 from ..envs.specs import spec_for
 from ..envs.termination import termination_fn
 from ..errors import UserError
+from ..evaluate.policy import EPOCH_STRIDE
 from ..models.base import DynamicsModel
 from ..models.rollout import cast_model
 from ..rundir import RunDir
@@ -93,7 +94,7 @@ def _end_of_epoch(cfg: Config, tr: TrainingRun, agent, model_buf: RingBuffer, st
     if epoch % cfg.eval.every == 0 or state.step == total:
         last = state.last_rollout
         row = {"step": state.step, "epoch": epoch,
-               **evaluate(cfg, tr.run, lambda o: agent.act(o, deterministic=True), epoch * 1009, device),
+               **evaluate(cfg, tr.run, lambda o: agent.act(o, deterministic=True), epoch * EPOCH_STRIDE, device),
                **losses, "alpha": float(agent.alpha), "model_buffer": model_buf.size,
                "uncertainty_mean": last.get("uncertainty_mean", ""), "penalty_mean": last.get("penalty_mean", ""),
                # the last roll-out's imagined reward before the penalty and its share of terminated rows

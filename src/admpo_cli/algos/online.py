@@ -214,7 +214,7 @@ def train_online(cfg: Config, run: RunDir, device: torch.device, data=None, mode
         sim.close()
     write_policy(cfg, run, agent.actor, spec.obs_dim, spec.act_dim)
     write_last_rollout(run.file("diagnostics", "last_rollout.npz"), dyn.last_rollout)
-    return _summary(cfg, run, agent, dyn, state)
+    return _summary(cfg, run, agent, dyn, state, source)
 
 
 def _make_agent(cfg: Config, spec, sim: Simulator, device: torch.device):
@@ -248,7 +248,7 @@ def _start_from(source, cfg: Config, tr: TrainingRun, agent, dyn: LearnedDynamic
     its model into the model side, its dataset into D_env; then the carried policy evaluated as the source's last
     evaluation was (the step-0 metrics row) and a checkpoint."""
     spec = spec_for(cfg.data)
-    state.carried = fine_tune.carry_agent(source, agent, cfg)
+    state.carried = fine_tune.carry_agent(source, agent)
     if _model_based(cfg) and source.model_file is not None:
         dyn.model = fine_tune.carry_model(source, spec, device)
         state.carried.append("model")
@@ -300,7 +300,8 @@ def _evaluate_and_checkpoint(cfg: Config, tr: TrainingRun, agent, sim: Simulator
     tr.restart_rate()
 
 
-def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: OnlineState) -> dict:
+def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: OnlineState,
+             source: fine_tune.Source | None = None) -> dict:
     t, model_based = cfg.train, _model_based(cfg)
     spec = registry.algorithm(cfg.train.algo, "online")
     rows = read_rows(run.file("metrics.csv"))
@@ -315,7 +316,6 @@ def _summary(cfg: Config, run: RunDir, agent, dyn: LearnedDynamics, state: Onlin
         "model_k_sampling": cfg.model.k_sampling if model_based else None,
         "log_std_bound": cfg.agent.log_std_bound,
         "return_curve": [(int(r["env_steps"]), float(r["return_mean"])) for r in rows],
-        **({"init_from": fine_tune.record(fine_tune.open_source(t.init_from), state.carried, cfg)}
-           if t.init_from else {}),
+        **({"init_from": fine_tune.record(source, state.carried, cfg)} if source is not None else {}),
         **({"published_setting": spec.published_for(cfg.data.task)} if spec.published_for else {}),
     })

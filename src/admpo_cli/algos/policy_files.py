@@ -20,6 +20,12 @@ def save_policy(run: RunDir, actor: TanhGaussianActor, obs_dim: int, act_dim: in
     return path
 
 
+def policy_fn(path: Path, obs_dim: int | None = None, deterministic: bool = True, device="cpu"):
+    """A policy file's actor as a function: observations (B, obs) -> actions (B, act) in [-1, 1]."""
+    actor = load_policy(path, obs_dim)[0].to(device)
+    return lambda o: actor(o, deterministic=deterministic, with_logp=False)[0]
+
+
 def load_policy(path: Path, obs_dim: int | None = None) -> tuple[TanhGaussianActor, dict]:
     payload = torch_load(path)
     if not isinstance(payload, dict) or "state_dict" not in payload or "obs_dim" not in payload:

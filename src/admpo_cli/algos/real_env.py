@@ -48,12 +48,13 @@ class RealData:
         self.terminal[i:i + n], self.timeout[i:i + n] = data.terminals, data.timeouts
         self.timeout[i + n - 1] |= not self.terminal[i + n - 1]
         self.n += n
+        self._to_buffer(i, i + n)
+
+    def _to_buffer(self, lo: int, hi: int) -> None:
+        """Rows lo..hi of the arrays appended to the ring buffer (on the training device)."""
         dev = self.buffer.device
-        self.buffer.add({"obs": torch.as_tensor(self.obs[i:i + n], device=dev),
-                         "act": torch.as_tensor(self.act[i:i + n], device=dev),
-                         "rew": torch.as_tensor(self.rew[i:i + n], device=dev),
-                         "next_obs": torch.as_tensor(self.next_obs[i:i + n], device=dev),
-                         "done": torch.as_tensor(self.terminal[i:i + n], device=dev).float()})
+        rows = {k: torch.as_tensor(getattr(self, k)[lo:hi], device=dev) for k in ("obs", "act", "rew", "next_obs")}
+        self.buffer.add({**rows, "done": torch.as_tensor(self.terminal[lo:hi], device=dev).float()})
 
     def transitions(self) -> Transitions:
         n = self.n
@@ -69,10 +70,8 @@ class RealData:
         n = self.n = int(sd["n"])
         for k in ("obs", "act", "rew", "next_obs", "terminal", "timeout"):
             getattr(self, k)[:n] = sd[k].numpy()
-        dev = self.buffer.device
         self.buffer.ptr = self.buffer.size = 0
-        rows = {k: torch.as_tensor(getattr(self, k)[:n], device=dev) for k in ("obs", "act", "rew", "next_obs")}
-        self.buffer.add({**rows, "done": torch.as_tensor(self.terminal[:n], device=dev).float()})
+        self._to_buffer(0, n)
 
 
 class Simulator:

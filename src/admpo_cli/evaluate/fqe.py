@@ -38,7 +38,7 @@ def fqe(policy: Callable[[torch.Tensor], torch.Tensor], data: Transitions, gamma
         seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
     """The deterministic `policy`'s discounted value from the dataset's episode starts, by `steps` Adam steps of
     fitted Q evaluation on minibatches drawn with `seed`."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)  # minibatches drawn where the data is: no copy a step
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         q = _q_net(data.obs_dim, data.act_dim, hidden).to(device)
@@ -50,7 +50,7 @@ def fqe(policy: Callable[[torch.Tensor], torch.Tensor], data: Transitions, gamma
     with torch.no_grad():
         next_act = policy(t["next_obs"])  # the policy is fixed: its actions at s' once
     for _ in range(steps):
-        i = torch.randint(len(data), (batch_size,), generator=gen).to(device)
+        i = torch.randint(len(data), (batch_size,), generator=gen, device=device)
         with torch.no_grad():
             q_next = target(torch.cat([t["next_obs"][i], next_act[i]], 1))[:, 0]
             y = t["rew"][i] + gamma * (1 - t["terminal"][i]) * q_next

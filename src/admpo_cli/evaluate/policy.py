@@ -51,6 +51,15 @@ def score_row(returns: np.ndarray, ref: Reference | None) -> dict[str, float | s
     }
 
 
+EPOCH_STRIDE = 1009  # an offline epoch's evaluation position: epoch x 1009
+
+
+def position_of(row: dict, algo: str) -> int:
+    """Where an offline run's metrics row was evaluated (evaluation_seed's position): BC's gradient step, an
+    offline SAC loop's epoch x EPOCH_STRIDE."""
+    return int(float(row["step"])) if algo == "bc" else int(float(row["epoch"])) * EPOCH_STRIDE
+
+
 def evaluation_seed(run_seed: int, position: int) -> int:
     """The seed of a training run's evaluation at `position` (env i then resets with seed + i): every loop
     evaluates on episodes that depend on the run's seed and where in training it is, never on what ran before.

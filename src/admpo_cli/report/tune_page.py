@@ -8,7 +8,6 @@ import base64
 import html
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..files import atomic_write_text
@@ -16,14 +15,12 @@ from .html import CSS, table
 
 
 def spearman(a: pd.Series, b: pd.Series) -> float | None:
-    """Spearman's rank correlation: Pearson's correlation of the ranks (ties get their average rank)."""
+    """Spearman's rank correlation over the pairs where both are known (none below 3 pairs or without spread)."""
     ok = a.notna() & b.notna()
     if ok.sum() < 3:
         return None
-    ra, rb = a[ok].astype(float).rank(), b[ok].astype(float).rank()
-    if ra.std() == 0 or rb.std() == 0:
-        return None
-    return float(np.corrcoef(ra, rb)[0, 1])
+    rho = a[ok].astype(float).corr(b[ok].astype(float), method="spearman")
+    return None if pd.isna(rho) else float(rho)
 
 
 # the offline criteria a search records for every trial: column -> what it is

@@ -145,16 +145,16 @@ def offline_value_stage(cfg: Config, run: RunDir, device: torch.device, horizon:
                         n_starts: int = 500) -> dict[str, Any]:
     """The trained policy's return in the run's own fitted model from the dataset's start windows: a value
     estimated from data only (evaluate/model_return.py), written to offline_value.json."""
-    from ..algos.policy_files import load_policy
+    from ..algos.policy_files import policy_fn
     from ..envs.specs import spec_for
     from ..envs.termination import termination_fn
     from ..evaluate.model_return import model_return
 
     data = dataset_for_run(cfg, run)
     model = require_model(run, cfg.model.kind, cfg, data.obs_dim, data.act_dim)[0].to(device).eval()
-    actor = load_policy(run.file("policy", "actor.pt"), data.obs_dim)[0].to(device)
-    value = model_return(model, lambda o: actor(o, deterministic=True, with_logp=False)[0], data,
-                         termination_fn(spec_for(cfg.data)), horizon, n_starts, seed=cfg.run.seed, device=device)
+    policy = policy_fn(run.file("policy", "actor.pt"), data.obs_dim, device=device)
+    value = model_return(model, policy, data, termination_fn(spec_for(cfg.data)), horizon, n_starts,
+                         seed=cfg.run.seed, device=device)
     atomic_write_json(run.file("offline_value.json"), {**value, "model": cfg.model.kind})
     return value
 
@@ -162,12 +162,11 @@ def offline_value_stage(cfg: Config, run: RunDir, device: torch.device, horizon:
 def fqe_stage(cfg: Config, run: RunDir, device: torch.device, steps: int = 5000, gamma: float = 0.99) -> dict[str, Any]:
     """The trained policy's value by fitted Q evaluation on the run's dataset (evaluate/fqe.py), written to
     fqe.json: an offline criterion that needs no dynamics model (BC runs too)."""
-    from ..algos.policy_files import load_policy
+    from ..algos.policy_files import policy_fn
     from ..evaluate.fqe import fqe
 
     data = dataset_for_run(cfg, run)
-    actor = load_policy(run.file("policy", "actor.pt"), data.obs_dim)[0].to(device)
-    value = fqe(lambda o: actor(o, deterministic=True, with_logp=False)[0], data, gamma, steps, seed=cfg.run.seed,
-                device=device)
+    policy = policy_fn(run.file("policy", "actor.pt"), data.obs_dim, device=device)
+    value = fqe(policy, data, gamma, steps, seed=cfg.run.seed, device=device)
     atomic_write_json(run.file("fqe.json"), value)
     return value

@@ -71,12 +71,17 @@ def check_settings(s: TuneSettings) -> None:
         raise UserError(f"--select {s.select}: expected one of {', '.join(OBJECTIVES)}")
     if s.trials < 1:
         raise UserError(f"--trials: expected 1 or more, got {s.trials}")
-    cfg = _config(s, {p.key: (p.choices[0] if p.choices else p.low) for p in s.space}, Path("."))
+    cfg = _config(s, _first_point(s), Path("."))
     if s.select == "model-return" and (cfg.train.setting != "offline" or registry.algorithm(s.algo).model is None):
         raise UserError(f"--select model-return: needs an offline model-based algorithm (admpo, mopo); "
                         f"{s.algo} on {s.preset} is not one")
     if s.select == "fqe" and cfg.train.setting != "offline":
         raise UserError(f"--select fqe: evaluates a policy on an offline dataset; {s.preset} is an online preset")
+
+
+def _first_point(s: TuneSettings) -> dict[str, Any]:
+    """A point of the space (each list's first value, each range's low end): to check keys, make datasets."""
+    return {p.key: (p.choices[0] if p.choices else p.low) for p in s.space}
 
 
 def _config(s: TuneSettings, params: dict[str, Any], root: Path):
@@ -115,13 +120,12 @@ def _prunes(s: TuneSettings) -> bool:
 
 def trial_spec(s: TuneSettings, out: Path, trial, storage: str) -> dict[str, Any]:
     """What a worker trains for this trial (the sweep's run spec) and how it reports back to the study."""
-    from ..config import to_dict
+    from .plan import RunSpec
 
     cfg = _config(s, trial.params, out / "trials")
-    path = out / "trials" / f"trial-{trial.number:03d}"
-    point = [[k, _text(v)] for k, v in trial.params.items()]
-    return {"preset": s.preset, "algo": s.algo, "seed": s.seed, "point": point,
-            "command": command_for(cfg), "path": str(path), "config": to_dict(cfg),
+    point = tuple((k, _text(v)) for k, v in trial.params.items())
+    run = RunSpec(s.preset, s.algo, s.seed, point, command_for(cfg), out / "trials" / f"trial-{trial.number:03d}", cfg)
+    return {**run.to_dict(),
             "trial": {"storage": storage, "study": STUDY_NAME, "trial_id": trial._trial_id, "number": trial.number,
                       "prune": _prunes(s), "metric": "score_mean" if s.select == "sim" else "",
                       "offline_value": cfg.train.setting == "offline" and registry.algorithm(s.algo).model is not None,
@@ -133,7 +137,7 @@ def trial_spec_preview(s: TuneSettings, out: Path):
     """A run spec of the search's first sample point (for the datasets to make before any trial starts)."""
     from .plan import RunSpec
 
-    cfg = _config(s, {p.key: (p.choices[0] if p.choices else p.low) for p in s.space}, out / "trials")
+    cfg = _config(s, _first_point(s), out / "trials")
     return RunSpec(s.preset, s.algo, s.seed, (), command_for(cfg), out / "trials", cfg)
 
 
